@@ -1,0 +1,45 @@
+# tingji — `make run` starts the workstation, `make test` runs the whole test suite.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEV    := $(VENV)/.installed-dev
+SHARED := ../shared/audio
+SAMPLE ?= $(wildcard $(SHARED)/zh/funasr/asr_example_zh.wav $(SHARED)/en/faster_whisper/jfk.flac)
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: run test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(DEV): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@ $(STAMP)
+
+run: $(STAMP)
+ifeq ($(strip $(SAMPLE)),)
+	@echo "No sample audio found at $(SHARED); try: $(BIN)/tingji transcribe YOUR-FILE"
+	$(BIN)/tingji info
+else
+	$(BIN)/tingji transcribe $(SAMPLE)
+endif
+
+lint: $(DEV)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+test: $(DEV) lint
+	$(BIN)/python -m pytest
+
+bench: $(DEV)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

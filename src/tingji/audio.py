@@ -1,0 +1,323 @@
+"""Decode any audio or video input to 16 kHz mono float32, streaming.
+
+PyAV (FFmpeg's libraries, no ``ffmpeg`` binary) demuxes, decodes, downmixes and resamples. This
+module adds exact fixed-size blocks, memory that does not grow with the input's length (one block
+plus one decoded frame), and a single translation of PyAV's many exception types into tingji's
+error tree.
+
+A file that decodes to clearly less than its header declares raises ``TruncatedAudioError`` after
+the audio that could be decoded has been yielded; see ``_declared_duration`` for when a declared
+duration is trusted.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, BinaryIO, Literal
+
+import numpy as np
+
+from tingji.errors import (
+    AudioError,
+    AudioNotFoundError,
+    EmptyAudioError,
+    TruncatedAudioError,
+    UnsupportedFormatError,
+)
+
+if TYPE_CHECKING:
+    from av.audio.frame import AudioFrame
+    from av.audio.resampler import AudioResampler
+    from av.audio.stream import AudioStream
+    from av.container import InputContainer
+
+SAMPLE_RATE = 16000
+"""Samples per second of everything this module returns."""
+
+Source = str | os.PathLike[str] | BinaryIO
+
+_HEAD_BYTES = 65536  # enough to reach the 'data' chunk of any ordinary WAV header
+_TRUNCATED_RATIO = 0.9  # decoded < 90 % of the declared duration ...
+_TRUNCATED_GAP_S = 1.0  # ... and more than 1 s short of it
+_NOT_MEDIA = "not an audio or video file tingji can read"
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What the container says about its audio track, without decoding it."""
+
+    duration: float | None  # seconds, from container/stream metadata; None when unknown
+    sample_rate: int  # of the source stream
+    channels: int
+    codec: str  # e.g. "mp3", "pcm_s16le", "opus"
+    container: str  # e.g. "wav", "mp3", "mov,mp4,m4a,3gp,3g2,mj2"
+
+
+@dataclass
+class _Tally:
+    """What decoding has produced so far: good frames, skipped packets, output samples."""
+
+    good: int = 0
+    bad: int = 0
+    samples: int = 0
+
+
+@dataclass(frozen=True)
+class _Peek:
+    """The first bytes of the input and its size in bytes, where they can be read without harm."""
+
+    head: bytes
+    size: int | None
+
+
+def probe(source: Source) -> AudioInfo:
+    """Describe the audio track of ``source`` from its metadata."""
+    name = _name(source)
+    _peek(source, name)
+    with _opened(source, name) as (container, audio):
+        return AudioInfo(
+            duration=_metadata_duration(container, audio, own_stream_only=False),
+            sample_rate=audio.sample_rate,
+            channels=audio.channels,
+            codec=audio.codec_context.codec.canonical_name,
+            container=container.format.name,
+        )
+
+
+def stream(source: Source, block_seconds: float = 30.0) -> Iterator[np.ndarray]:
+    """Yield consecutive float32 mono 16 kHz blocks of exactly block_seconds*16000 samples.
+
+    The last block is shorter. Missing and empty files raise here; everything else raises while
+    iterating, a truncated file only after the blocks that could be decoded.
+    """
+    block = round(block_seconds * SAMPLE_RATE)
+    if block < 1:
+        raise ValueError(f"block_seconds must be at least 1/{SAMPLE_RATE} s, got {block_seconds}")
+    name = _name(source)
+    peek = _peek(source, name)  # missing and empty files fail here, before the first block
+    return _stream(source, name, peek, block)
+
+
+def load(source: Source) -> np.ndarray:
+    """Whole input as one float32 array (for short clips)."""
+    blocks = list(stream(source))
+    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+
+
+def _stream(source: Source, name: str, peek: _Peek, block: int) -> Iterator[np.ndarray]:
+    tally = _Tally()
+    with _opened(source, name) as (container, audio):
+        declared = _declared_duration(container, audio, peek)
+        with _translated(name, "decode"):
+            for out in _blocks(_resampled(_frames(container, audio, tally)), block):
+                tally.samples += out.size
+                yield out
+    _check_complete(tally, declared, name)
+
+
+def _check_complete(tally: _Tally, declared: float | None, name: str) -> None:
+    """Raise when the decoded audio falls short: nothing at all, or clearly less than declared."""
+    if tally.bad and not tally.good:
+        raise AudioError("the file is damaged: no audio frame could be decoded", source=name)
+    if tally.samples == 0:
+        if declared:
+            message = f"the file is damaged: none of its {declared:.1f} s could be decoded"
+            raise AudioError(message, source=name)
+        raise EmptyAudioError("no audio samples", source=name)
+    decoded = tally.samples / SAMPLE_RATE
+    if declared and decoded < _TRUNCATED_RATIO * declared and declared - decoded > _TRUNCATED_GAP_S:
+        got = f"{decoded:.1f} s of {declared:.1f} s could be decoded"
+        if tally.bad > 1:  # a file cut mid-frame leaves one torn frame, not many
+            message = f"the file is damaged: {got} ({tally.bad} damaged frames skipped)"
+            raise AudioError(message, source=name)
+        raise TruncatedAudioError(f"the file is truncated: {got}", source=name)
+
+
+def _name(source: Source) -> str:
+    if isinstance(source, str | os.PathLike):
+        return os.fspath(source)
+    name = getattr(source, "name", None)
+    return name if isinstance(name, str) else "<stream>"
+
+
+def _peek(source: Source, name: str) -> _Peek:
+    """Reject missing, directory and empty inputs; read the head without moving a stream."""
+    with _translated(name, "open"):
+        if isinstance(source, str | os.PathLike):
+            if os.path.isdir(source):
+                raise AudioNotFoundError("is a directory, not a file", source=name)
+            size: int | None = os.stat(source).st_size
+            with open(source, "rb") as file:
+                head = file.read(_HEAD_BYTES)
+        elif source.seekable():
+            start = source.tell()
+            head = source.read(_HEAD_BYTES)
+            size = source.seek(0, os.SEEK_END) - start
+            source.seek(start)
+        else:
+            return _Peek(b"", None)
+    if size == 0:
+        raise EmptyAudioError("file is empty", source=name)
+    return _Peek(head, size)
+
+
+@contextmanager
+def _translated(name: str, stage: Literal["open", "decode"]) -> Iterator[None]:
+    """Turn whatever PyAV, FFmpeg or the OS raises into the matching tingji error."""
+    import av
+
+    try:
+        yield
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise AudioNotFoundError("file not found", source=name) from exc
+    except PermissionError as exc:
+        raise AudioError("cannot be read: permission denied", source=name) from exc
+    except (av.error.FFmpegError, EOFError, ValueError, OSError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        if stage == "open":
+            message = f"{_NOT_MEDIA}, or it is damaged ({reason})"
+            raise UnsupportedFormatError(message, source=name) from exc
+        raise AudioError(f"the file is damaged, decoding failed ({reason})", source=name) from exc
+
+
+@contextmanager
+def _opened(source: Source, name: str) -> Iterator[tuple[InputContainer, AudioStream]]:
+    """Open the container and pick its audio track; always closes the container."""
+    import av
+
+    target = os.fspath(source) if isinstance(source, str | os.PathLike) else source
+    with _translated(name, "open"):
+        container = av.open(target, mode="r", metadata_errors="ignore")
+    try:
+        if not container.streams.audio:
+            fmt = container.format.name
+            is_picture = fmt.endswith("_pipe") or fmt in {"image2", "tty", "gif", "apng"}
+            if container.streams.video and not is_picture:
+                raise UnsupportedFormatError("has no audio track", source=name)
+            raise UnsupportedFormatError(_NOT_MEDIA, source=name)
+        best = container.streams.best("audio")
+        audio = best if isinstance(best, av.AudioStream) else container.streams.audio[0]
+        if audio.sample_rate <= 0 or audio.channels <= 0:
+            raise AudioError("the file is damaged: its audio track is unreadable", source=name)
+        yield container, audio
+    finally:
+        container.close()
+
+
+def _metadata_duration(
+    container: InputContainer, audio: AudioStream, *, own_stream_only: bool
+) -> float | None:
+    """Seconds the metadata gives for the audio track (or, failing that, the whole container)."""
+    if audio.duration is not None and audio.time_base is not None:
+        return float(audio.duration * audio.time_base)
+    tag = audio.metadata.get("DURATION")  # Matroska/WebM, written per track by FFmpeg
+    if tag:
+        try:
+            hours, minutes, seconds = tag.split(":")
+            return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+        except ValueError:
+            pass
+    if container.duration is not None and (not own_stream_only or len(container.streams) == 1):
+        return container.duration / 1_000_000  # AV_TIME_BASE
+    return None
+
+
+def _declared_duration(container: InputContainer, audio: AudioStream, peek: _Peek) -> float | None:
+    """Duration the header promises, or None when unknown or merely estimated from the file size.
+
+    FFmpeg clips a WAV's duration to the bytes present, so the RIFF 'data' size is read directly.
+    Elsewhere a duration equal to (or below) file size / nominal bitrate is FFmpeg's own estimate
+    from the bytes present (e.g. an MP3 without a Xing header): it cannot reveal missing data and
+    is wrong for VBR, so it is not trusted. A container-wide duration counts only for audio-only
+    files, as a video track may legitimately outlast the audio.
+    """
+    riff = _riff_duration(peek.head)
+    if riff is not None:
+        return riff
+    declared = _metadata_duration(container, audio, own_stream_only=True)
+    if declared is None or declared <= 0:
+        return None
+    if audio.bit_rate and peek.size and declared <= 1.05 * peek.size * 8 / audio.bit_rate:
+        return None
+    return declared
+
+
+def _riff_duration(head: bytes) -> float | None:
+    """Seconds a RIFF/WAVE 'data' chunk declares; None if not WAV, or unknown (0 or 0xFFFFFFFF)."""
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos, byte_rate = 12, 0
+    while pos + 8 <= len(head):
+        tag, size = head[pos : pos + 4], struct.unpack_from("<I", head, pos + 4)[0]
+        if tag == b"fmt " and pos + 20 <= len(head):
+            byte_rate = struct.unpack_from("<I", head, pos + 16)[0]
+        elif tag == b"data":
+            return size / byte_rate if byte_rate and size not in (0, 0xFFFFFFFF) else None
+        pos += 8 + size + (size & 1)
+    return None
+
+
+def _frames(container: InputContainer, audio: AudioStream, tally: _Tally) -> Iterator[AudioFrame]:
+    """Decoded frames; undecodable packets are skipped and counted, as faster-whisper skips them."""
+    import av
+
+    for packet in container.demux(audio):
+        try:
+            frames = packet.decode()
+        except av.error.InvalidDataError:
+            tally.bad += 1
+            continue
+        tally.good += len(frames)
+        yield from frames
+
+
+def _resampled(frames: Iterable[AudioFrame]) -> Iterator[np.ndarray]:
+    """16 kHz mono float32 chunks; a new resampler whenever the input format changes mid-stream.
+
+    The resampler outputs s16 on purpose: for integer output libswresample normalises the downmix
+    matrix (stereo → mono is (L + R) / 2, 5.1 is a weighted average), while for float output it
+    keeps power-preserving gains (stereo → 0.707 · (L + R)) that clip multichannel audio.
+    PyAV's AudioResampler raises ValueError on a frame whose rate, layout or sample format differs
+    from the first one it saw (e.g. concatenated MP3s), so it is flushed and replaced instead.
+    """
+    import av
+
+    resampler: AudioResampler | None = None
+    key: tuple[str, str, int] | None = None
+    for frame in frames:
+        frame_key = (frame.format.name, frame.layout.name, frame.sample_rate)
+        if resampler is None or frame_key != key:
+            if resampler is not None:
+                yield from _to_arrays(resampler.resample(None))
+            resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+            key = frame_key
+        yield from _to_arrays(resampler.resample(frame))
+    if resampler is not None:
+        yield from _to_arrays(resampler.resample(None))
+
+
+def _to_arrays(frames: list[AudioFrame]) -> Iterator[np.ndarray]:
+    for frame in frames:
+        yield np.multiply(frame.to_ndarray().reshape(-1), 1 / 32768, dtype=np.float32)
+
+
+def _blocks(chunks: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
+    """Cut arbitrary chunks into blocks of exactly ``size`` samples (the last one shorter)."""
+    buffer = np.empty(size, dtype=np.float32)
+    filled = 0
+    for chunk in chunks:
+        while chunk.size:
+            take = min(size - filled, chunk.size)
+            buffer[filled : filled + take] = chunk[:take]
+            filled += take
+            chunk = chunk[take:]
+            if filled == size:
+                yield buffer
+                buffer = np.empty(size, dtype=np.float32)
+                filled = 0
+    if filled:
+        yield buffer[:filled].copy()

@@ -1,0 +1,72 @@
+"""Settings, read from ``TINGJI_*`` environment variables (nested with ``__``) or given in code.
+
+A :class:`Settings` object is passed in to whatever needs it; there is no module-level
+singleton. ``TINGJI_DATA_DIR=/srv/tingji tingji serve`` or ``Settings(data_dir=tmp_path)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tingji.types import VadOptions
+
+DEFAULT_MODEL = "base"
+"""The embedded Whisper base model, assembled from PyPI packages; needs no network."""
+
+
+class VadSettings(BaseModel):
+    """Defaults for cutting audio at speech pauses (each request may override them)."""
+
+    enabled: bool = True
+    """Split audio at pauses before recognition. Default on."""
+    threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    """Silero speech probability above which audio counts as speech. Default 0.5."""
+    min_silence_ms: int = Field(default=500, ge=0)
+    """A pause at least this long ends a segment, in milliseconds. Default 500."""
+    max_segment_s: float = Field(default=30.0, gt=1.0, le=600.0)
+    """Longest segment before it is cut at its longest inner pause, in seconds. Default 30."""
+    speech_pad_ms: int = Field(default=200, ge=0)
+    """Audio kept on each side of a segment, in milliseconds. Default 200."""
+
+    def to_options(self) -> VadOptions:
+        return VadOptions(**self.model_dump())
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set.
+
+    Environment: ``TINGJI_<FIELD>``; nested fields as ``TINGJI_VAD__THRESHOLD``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TINGJI_", env_nested_delimiter="__")
+
+    data_dir: Path = Path("data")
+    """Where history, uploads and the model cache live. Default ``./data``."""
+    models_dir: Path | None = None
+    """Model cache; default ``<data_dir>/models``."""
+    model: str = DEFAULT_MODEL
+    """Model to load: ``base`` (embedded), a Whisper size name (``tiny`` … ``large-v3``,
+    ``large-v3-turbo``, needs network once) or a local CTranslate2 model directory."""
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    """``auto`` picks CUDA, then MPS where the backend supports it, then CPU."""
+    compute_type: str = "auto"
+    """CTranslate2 compute type; ``auto`` is float16 on CUDA and the measured choice on CPU."""
+    cpu_threads: int = Field(default=0, ge=0)
+    """Threads for CPU inference; 0 uses every core."""
+    beam_size: int = Field(default=5, ge=1, le=20)
+    """Beam width for decoding. Default 5."""
+    language: str | None = None
+    """Default language code (``zh``, ``en`` …); unset means detect per file."""
+    itn: bool = True
+    """Inverse text normalisation (二零二五年 → 2025年) by default. Default on."""
+    script: Literal["simplified", "traditional", "original"] = "simplified"
+    """Chinese script of the output. Default simplified."""
+    vad: VadSettings = VadSettings()
+
+    @property
+    def model_cache(self) -> Path:
+        return self.models_dir if self.models_dir is not None else self.data_dir / "models"

@@ -1,0 +1,265 @@
+"""The recognition pipeline: stream audio → VAD → per-utterance decoding → post-processing.
+
+:class:`Transcription` is a run over one input. Iterating it yields :class:`Segment` objects as
+they are recognised (so callers can show progress or stream results); :meth:`result` drains it
+and returns the :class:`Transcript`. Memory stays bounded by the longest segment plus one audio
+block, whatever the length of the input.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import BinaryIO
+
+import numpy as np
+
+from tingji import audio
+from tingji.engine import text as textproc
+from tingji.engine.backend import Backend, DecodeOptions, Piece
+from tingji.engine.hotwords import HotwordIndex
+from tingji.engine.packing import Window
+from tingji.engine.vad import SAMPLE_RATE, WINDOW, SileroProbabilities, SpeechSegmenter, SpeechSpan
+from tingji.errors import AudioError, EmptyAudioError, OptionError
+from tingji.types import Replacement, Segment, TranscribeOptions, Transcript, VadOptions
+
+BLOCK_SECONDS = 30.0
+LANGUAGE_PROBE_SECONDS = 8.0
+"""Speech gathered before the language is decided, when it is not given."""
+HINT_ALL_LIMIT = 20
+"""Glossaries up to this many terms are hinted whole; longer ones per segment."""
+HINT_PER_SEGMENT = 12
+MIN_COVERAGE = 0.3
+"""A packed span whose time the text covers less than this is decoded again on its own."""
+
+Source = str | BinaryIO
+
+
+class Transcription:
+    """One run of the pipeline over one input; iterate for segments, or call :meth:`result`."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        source: Source,
+        options: TranscribeOptions,
+        *,
+        beam_size: int = 5,
+        name: str | None = None,
+    ) -> None:
+        self.backend = backend
+        self.source = source
+        self.options = options
+        self.name = name or (source if isinstance(source, str) else None)
+        self.beam_size = options.beam_size or beam_size
+        if options.language is not None and options.language not in backend.languages():
+            raise OptionError(
+                f"unknown language '{options.language}'; this model knows "
+                f"{', '.join(sorted(backend.languages()))}"
+            )
+        self.info = audio.probe(source)
+        self.duration: float | None = self.info.duration
+        """Audio length in seconds: metadata until decoding ends, then exact."""
+        self.position = 0.0
+        """Seconds of audio recognised so far."""
+        self.language: str | None = options.language
+        self.language_probability: float | None = None if options.language is None else 1.0
+        self.segments: list[Segment] = []
+        self.replacements: list[Replacement] = []
+        self.processing_time = 0.0
+        self._hotwords = HotwordIndex(list(options.hotwords)) if options.hotwords else None
+        self._iterator: Iterator[Segment] | None = None
+
+    # -- iteration ---------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[Segment]:
+        if self._iterator is None:
+            self._iterator = self._run()
+        return self._iterator
+
+    def result(self) -> Transcript:
+        """Run to the end and return the whole transcript."""
+        for _ in self:
+            pass
+        assert self.language is not None
+        texts = [s.text for s in self.segments]
+        return Transcript(
+            text=textproc.join_segments(texts, self.language),
+            segments=self.segments,
+            language=self.language,
+            language_probability=self.language_probability,
+            duration=self.duration or 0.0,
+            processing_time=self.processing_time,
+            model=self.backend.info,
+            replacements=self.replacements,
+            source=self.name,
+        )
+
+    def _run(self) -> Iterator[Segment]:
+        started = time.perf_counter()
+        vad = self.options.vad
+        probs = SileroProbabilities() if vad.enabled else None
+        segmenter = SpeechSegmenter(vad) if vad.enabled else None
+        buffer = np.zeros(0, dtype=np.float32)
+        buffer_start = 0
+        total = 0
+        pending: list[tuple[SpeechSpan, np.ndarray]] = []
+        failure: AudioError | None = None
+
+        def take(spans: list[SpeechSpan]) -> Iterator[Segment]:
+            for span in spans:
+                clip = buffer[span.start - buffer_start : span.end - buffer_start].copy()
+                pending.append((span, clip))
+            yield from self._drain(pending, final=False)
+
+        blocks = audio.stream(self.source, block_seconds=BLOCK_SECONDS)
+        try:
+            for block in blocks:
+                buffer = np.concatenate([buffer, block])
+                total += len(block)
+                if segmenter is not None and probs is not None:
+                    spans = segmenter.push(probs(block))
+                    keep_from = segmenter.earliest_needed(total)
+                else:
+                    spans = _fixed_spans(buffer_start, total, vad)
+                    keep_from = spans[-1].end if spans else buffer_start
+                yield from take(spans)
+                drop = max(0, keep_from - buffer_start)
+                buffer, buffer_start = buffer[drop:], buffer_start + drop
+                self.processing_time = time.perf_counter() - started
+        except AudioError as exc:
+            failure = exc  # decode what arrived, then report
+        if segmenter is not None and probs is not None:
+            spans = segmenter.push(probs(np.zeros(0, dtype=np.float32), final=True))
+            spans += segmenter.finish(total)
+        else:
+            spans = _fixed_spans(buffer_start, total, vad, final=True)
+        yield from take(spans)
+        yield from self._drain(pending, final=True)
+        if failure is None and total == 0:
+            failure = EmptyAudioError("no audio samples", source=self.name)
+        self.duration = total / SAMPLE_RATE
+        self.position = self.duration
+        self.processing_time = time.perf_counter() - started
+        if self.language is None:
+            self.language = ""  # no speech: nothing to tell the language by
+        if failure is not None:
+            raise failure
+
+    # -- per window --------------------------------------------------------------------------
+    def _drain(
+        self, pending: list[tuple[SpeechSpan, np.ndarray]], *, final: bool
+    ) -> Iterator[Segment]:
+        """Decode every full window of pending spans (all of them when ``final``)."""
+        if not pending:
+            return
+        if self.language is None:
+            speech = sum(span.duration for span, _ in pending)
+            if speech < LANGUAGE_PROBE_SECONDS and not final:
+                return
+            sample = np.concatenate([clip for _, clip in pending])[: 30 * SAMPLE_RATE]
+            self.language, self.language_probability = self.backend.detect_language(sample)
+        max_samples = int(self.options.vad.max_segment_s * SAMPLE_RATE)
+        window = Window()
+        taken = 0
+        for span, clip in pending:
+            if not window.fits(span, max_samples):
+                yield from self._recognise(window)
+                window = Window()
+            window.add(span, clip)
+            taken += 1
+        if final:
+            yield from self._recognise(window)
+            pending.clear()
+        else:  # the last window may still grow
+            del pending[: taken - len(window.parts)]
+
+    def _recognise(self, window: Window) -> Iterator[Segment]:
+        if not window.parts:
+            return
+        timed = self._decode(window)
+        if len(window.parts) > 1:
+            # A packed window sometimes comes back with a whole utterance left out; decode
+            # any span the text does not reach on its own.
+            spans = [(start, end) for start, end, _ in timed]
+            for part in window.parts:
+                if window.coverage(part, spans) < MIN_COVERAGE:
+                    single = Window()
+                    single.add(part.span, part.clip)
+                    timed += self._decode(single)
+            timed.sort(key=lambda item: item[0])
+        for n, (start, end, piece) in enumerate(timed):
+            text = self._postprocess(piece, last=n == len(timed) - 1)
+            if not text:
+                continue
+            segment = Segment(
+                id=len(self.segments),
+                start=round(start, 3),
+                end=round(end, 3),
+                text=text,
+                avg_logprob=piece.avg_logprob,
+                no_speech_prob=piece.no_speech_prob,
+            )
+            self.segments.append(segment)
+            yield segment
+        self.position = window.end
+
+    def _decode(self, window: Window) -> list[tuple[float, float, Piece]]:
+        """Decode a window (hinting hotwords) and place its pieces on the input's time line."""
+        assert self.language is not None
+        options = DecodeOptions(
+            language=self.language,
+            task=self.options.task,
+            beam_size=self.beam_size,
+            hotwords=self.options.hotwords,
+            initial_prompt=self.options.initial_prompt,
+            itn=self.options.itn,
+        )
+        index = self._hotwords
+        if index is not None and len(index) <= HINT_ALL_LIMIT:
+            options = replace(options, hint=" ".join(index.terms))
+        clip = window.audio
+        decoded = self.backend.decode(clip, options)
+        if index is not None and len(index) > HINT_ALL_LIMIT:
+            first = self._script_for_matching(" ".join(p.text for p in decoded.pieces))
+            hints = index.select_hints(first, limit=HINT_PER_SEGMENT)
+            if hints:
+                decoded = self.backend.decode(clip, replace(options, hint=" ".join(hints)))
+        timed = []
+        for piece in decoded.pieces:
+            start = window.to_original(piece.start, is_end=False)
+            end = max(start, window.to_original(piece.end, is_end=True))
+            timed.append((start, end, piece))
+        return timed
+
+    def _script_for_matching(self, text: str) -> str:
+        if self.language in textproc.ITN_LANGUAGES and self.options.script != "original":
+            return textproc.to_script(text, "simplified")
+        return text
+
+    def _postprocess(self, piece: Piece, *, last: bool) -> str:
+        opts = self.options
+        text = self._script_for_matching(piece.text.strip())
+        if self._hotwords is not None and text:
+            text, corrections = self._hotwords.correct(text)
+            self.replacements.extend(
+                Replacement(len(self.segments), c.original, c.replacement) for c in corrections
+            )
+        if opts.itn and self.language in textproc.ITN_LANGUAGES:
+            text = textproc.inverse_normalize(text)
+        if self.language in textproc.ITN_LANGUAGES and opts.script == "traditional":
+            text = textproc.to_script(text, opts.script)
+        if opts.punctuate and self.language in textproc.CJK_LANGUAGES:
+            text = textproc.punctuate(text, final=last)
+        return text.strip()
+
+
+def _fixed_spans(start: int, total: int, vad: VadOptions, final: bool = False) -> list[SpeechSpan]:
+    """Without VAD: consecutive windows of ``max_segment_s``."""
+    size = int(vad.max_segment_s * SAMPLE_RATE)
+    spans = []
+    while total - start >= size or (final and total - start >= WINDOW):
+        end = min(start + size, total)
+        spans.append(SpeechSpan(start, end))
+        start = end
+    return spans

@@ -1,0 +1,82 @@
+"""Text post-processing: pure ``str -> str`` functions, each switchable.
+
+- :func:`to_script` — Chinese simplified / traditional (OpenCC).
+- :func:`inverse_normalize` — ITN for Chinese: 二零二五年 → 2025年, 百分之二十五 → 25%
+  (WeTextProcessing's shipped grammars); ordinary words such as 一些 and 两个 stay words.
+- :func:`punctuate` — closes a CJK segment that Whisper left without punctuation.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import threading
+from typing import Any
+
+from tingji.types import Script
+
+CJK_LANGUAGES = frozenset({"zh", "yue", "ja"})
+ITN_LANGUAGES = frozenset({"zh", "yue"})
+_CLOSERS = set("。！？!?.…")
+_PUNCT = _CLOSERS | set("，,、；;：:")
+_itn_lock = threading.Lock()
+
+
+@functools.cache
+def _opencc(config: str) -> Any:
+    import opencc
+
+    return opencc.OpenCC(config)
+
+
+def to_script(text: str, script: Script) -> str:
+    """Convert Chinese characters to ``simplified`` or ``traditional``; ``original`` keeps them."""
+    if script == "original" or not text:
+        return text
+    return str(_opencc("t2s" if script == "simplified" else "s2t").convert(text))
+
+
+@functools.cache
+def _inverse_normalizer() -> Any:
+    from itn.chinese.inverse_normalizer import InverseNormalizer
+
+    logging.getLogger("wetext").setLevel(logging.WARNING)
+    return InverseNormalizer()
+
+
+_YMD = re.compile(r"(?<![\d/])(\d{2,4})/(\d{2})/(\d{2})(?![\d/])")
+_YM = re.compile(r"(?<![\d/])(\d{4})/(\d{2})(?![\d/])")
+_MD = re.compile(r"(?<![\d/])(\d{2})/(\d{2})(?![\d/])")
+
+
+def _chinese_dates(text: str) -> str:
+    """WeTextProcessing writes dates as 2025/03/05; Chinese text reads 2025年3月5日."""
+    text = _YMD.sub(lambda m: f"{m[1]}年{int(m[2])}月{int(m[3])}日", text)
+    text = _YM.sub(lambda m: f"{m[1]}年{int(m[2])}月", text)
+    return _MD.sub(lambda m: f"{int(m[1])}月{int(m[2])}日", text)
+
+
+def inverse_normalize(text: str) -> str:
+    """Chinese spoken-form numbers, dates, money, percentages and phone numbers to digits."""
+    if not text.strip():
+        return text
+    normalizer = _inverse_normalizer()
+    with _itn_lock:
+        result = str(normalizer.normalize(text))
+    return _chinese_dates(result) if "月" in text else result
+
+
+def punctuate(text: str, *, final: bool) -> str:
+    """End a CJK segment with 。 (last of a passage) or ， when it has no punctuation at its end."""
+    stripped = text.rstrip()
+    if not stripped or stripped[-1] in _PUNCT:
+        return stripped
+    return stripped + ("。" if final else "，")
+
+
+def join_segments(texts: list[str], language: str) -> str:
+    """Join segment texts: directly for CJK languages, with spaces otherwise."""
+    if language in CJK_LANGUAGES:
+        return "".join(t.strip() for t in texts)
+    return " ".join(t.strip() for t in texts if t.strip())

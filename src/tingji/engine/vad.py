@@ -1,0 +1,173 @@
+"""Streaming voice activity detection with Silero VAD (the ONNX model faster-whisper ships).
+
+:class:`SpeechSegmenter` takes audio block by block and hands back finished speech segments as
+soon as a pause closes them, so a three-hour file never has to be in memory at once, and live
+audio can be cut as it arrives. Each 512-sample window (32 ms) gets a speech probability; a
+segment starts at the first window above ``threshold``, ends after ``min_silence_ms`` below the
+lower threshold, and a segment that reaches ``max_segment_s`` is cut at its longest inner pause.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tingji.types import VadOptions
+
+SAMPLE_RATE = 16000
+WINDOW = 512
+"""Samples per VAD window (32 ms at 16 kHz)."""
+_CONTEXT = 64
+MIN_SPEECH_MS = 200
+"""Bursts shorter than this are noise, not speech, and are dropped."""
+
+
+class SileroProbabilities:
+    """Per-window speech probabilities over a stream, state carried between blocks."""
+
+    def __init__(self) -> None:
+        from faster_whisper.vad import get_vad_model
+
+        self._session = get_vad_model().session
+        self._h = np.zeros((1, 1, 128), dtype=np.float32)
+        self._c = np.zeros((1, 1, 128), dtype=np.float32)
+        self._context = np.zeros(_CONTEXT, dtype=np.float32)
+        self._rest = np.zeros(0, dtype=np.float32)
+
+    def __call__(self, block: np.ndarray, final: bool = False) -> np.ndarray:
+        audio = np.concatenate([self._rest, block.astype(np.float32, copy=False)])
+        usable = len(audio) - len(audio) % WINDOW
+        if final and usable < len(audio):
+            audio = np.pad(audio, (0, WINDOW - len(audio) % WINDOW))
+            usable = len(audio)
+        self._rest = audio[usable:]
+        if usable == 0:
+            return np.zeros(0, dtype=np.float32)
+        windows = audio[:usable].reshape(-1, WINDOW)
+        contexts = np.concatenate([self._context[None, :], windows[:-1, -_CONTEXT:]])
+        self._context = windows[-1, -_CONTEXT:].copy()
+        batch = np.concatenate([contexts, windows], axis=1)
+        outputs = []
+        for i in range(0, len(batch), 10000):
+            out, self._h, self._c = self._session.run(
+                None, {"input": batch[i : i + 10000], "h": self._h, "c": self._c}
+            )
+            outputs.append(out)
+        return np.concatenate(outputs).reshape(-1).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class SpeechSpan:
+    """A speech segment in samples from the start of the stream."""
+
+    start: int
+    end: int
+
+    @property
+    def duration(self) -> float:
+        return (self.end - self.start) / SAMPLE_RATE
+
+
+class SpeechSegmenter:
+    """Turns per-window probabilities into speech spans, incrementally.
+
+    ``push(probs)`` returns the spans that the new windows closed; ``finish(total_samples)``
+    closes the last one. Spans carry ``speech_pad_ms`` of context on each side (never more than
+    half the pause to a neighbour).
+    """
+
+    def __init__(self, options: VadOptions) -> None:
+        self.opts = options
+        self._threshold = options.threshold
+        self._low = max(options.threshold - 0.15, 0.01)
+        self._min_silence = max(1, round(options.min_silence_ms / 32))
+        self._min_speech = max(1, round(MIN_SPEECH_MS / 32))
+        self._pad = int(options.speech_pad_ms * SAMPLE_RATE / 1000)
+        self._pad = min(self._pad, options.min_silence_ms * SAMPLE_RATE // 2000)
+        max_samples = options.max_segment_s * SAMPLE_RATE - 2 * self._pad
+        self._max_windows = max(8, int(max_samples / WINDOW))
+        self._index = 0
+        self._start: int | None = None
+        self._last_voiced = 0
+        self._probs: list[float] = []
+        self._prev_end = 0
+
+    def push(self, probs: np.ndarray) -> list[SpeechSpan]:
+        spans: list[SpeechSpan] = []
+        for p in probs.tolist():
+            i = self._index
+            self._index += 1
+            if self._start is None:
+                if p >= self._threshold:
+                    self._start, self._last_voiced, self._probs = i, i, [p]
+                continue
+            self._probs.append(p)
+            if p >= self._low:
+                self._last_voiced = i
+            elif i - self._last_voiced >= self._min_silence:
+                self._close(self._last_voiced + 1, spans, padded=True)
+                continue
+            if i + 1 - self._start >= self._max_windows:
+                self._cut(spans)
+        return spans
+
+    def earliest_needed(self, total_samples: int) -> int:
+        """First sample a span still to come may include; audio before it can be dropped."""
+        if self._start is not None:
+            first = self._start * WINDOW - self._pad
+        else:
+            first = self._index * WINDOW - self._pad - WINDOW
+        return max(0, self._prev_end, min(first, total_samples))
+
+    def finish(self, total_samples: int) -> list[SpeechSpan]:
+        spans: list[SpeechSpan] = []
+        if self._start is not None:
+            end_window = min(self._last_voiced + 1, self._index)
+            self._close(end_window, spans, padded=True, limit=total_samples)
+        return spans
+
+    def _close(
+        self, end_window: int, spans: list[SpeechSpan], *, padded: bool, limit: int | None = None
+    ) -> None:
+        assert self._start is not None
+        start_window = self._start
+        self._start = None
+        self._probs = []
+        if end_window - start_window < self._min_speech:
+            return
+        pad = self._pad if padded else 0
+        start = max(self._prev_end, start_window * WINDOW - self._pad)
+        end = end_window * WINDOW + pad
+        if limit is not None:
+            end = min(end, limit)
+        self._prev_end = end
+        spans.append(SpeechSpan(start, end))
+
+    def _cut(self, spans: list[SpeechSpan]) -> None:
+        """Cut an over-long segment at the middle of its longest pause in the second half."""
+        assert self._start is not None
+        probs = np.asarray(self._probs)
+        half = len(probs) // 2
+        quiet = probs[half:] < self._low
+        best_len, best_at, run = 0, -1, 0
+        for k, q in enumerate(quiet):
+            run = run + 1 if q else 0
+            if run > best_len:
+                best_len, best_at = run, k - run // 2
+        if best_len < 2:
+            best_at = int(np.argmin(probs[half:]))
+        cut_window = self._start + half + best_at
+        start_window = self._start
+        tail = self._probs[cut_window - start_window :]
+        self._close(cut_window, spans, padded=False)
+        self._start = cut_window
+        self._probs = tail
+        self._prev_end = cut_window * WINDOW
+
+
+def detect_speech(audio: np.ndarray, options: VadOptions) -> list[SpeechSpan]:
+    """Speech spans of a whole array (convenience for short clips and tests)."""
+    probs = SileroProbabilities()(audio, final=True)
+    segmenter = SpeechSegmenter(options)
+    return segmenter.push(probs) + segmenter.finish(len(audio))

@@ -1,0 +1,158 @@
+"""The built-in backend: Whisper models in CTranslate2 format through faster-whisper.
+
+faster-whisper and CTranslate2 are imported when a model is loaded, not when this module is.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tingji.engine.backend import (
+    Backend,
+    BackendSpec,
+    Decoded,
+    DecodeOptions,
+    LoadRequest,
+    Piece,
+    register,
+)
+from tingji.engine.device import choose_device
+from tingji.engine.models import EMBEDDED_NAMES, ensure_embedded_model
+from tingji.errors import ModelError, OptionError
+from tingji.types import ModelInfo
+
+CPU_COMPUTE_TYPE = "int8"
+"""Chosen by measurement on Mandarin and English clips (see benchmarks/bench_compute_type.py)."""
+_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+def resolve_model_path(model: str, cache_dir: Path) -> tuple[str, Path]:
+    """Turn a model name or path into (display name, local directory)."""
+    if model in EMBEDDED_NAMES:
+        return "whisper-base (embedded)", ensure_embedded_model(cache_dir)
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if not (path / "model.bin").is_file():
+            raise ModelError(
+                f"{path} is not a CTranslate2 Whisper model: it has no model.bin "
+                "(convert one with ct2-transformers-converter, or pick a model name)"
+            )
+        return path.name, path
+    if path.exists():
+        raise ModelError(f"{path} is a file; a model is a directory with model.bin in it")
+    from faster_whisper.utils import available_models, download_model
+
+    if model not in available_models() and not _HUB_ID.match(model):
+        raise ModelError(
+            f"unknown model '{model}': not a local directory, and not one of "
+            f"{', '.join(['base', *available_models()])} or a Hugging Face model id"
+        )
+    hub_cache = str(cache_dir / "hub")
+    try:
+        local = download_model(model, cache_dir=hub_cache, local_files_only=True)
+    except Exception:  # noqa: BLE001 - huggingface_hub raises many types for "not cached"
+        try:
+            local = download_model(model, cache_dir=hub_cache)
+        except Exception as exc:
+            raise ModelError(
+                f"model '{model}' is not in the cache ({hub_cache}) and could not be "
+                f"downloaded ({type(exc).__name__}). On a machine with network run "
+                f"`tingji download {model}` (or copy a CTranslate2 model directory) and pass "
+                "its path with --model"
+            ) from exc
+    return model, Path(local)
+
+
+class WhisperBackend:
+    """A loaded faster-whisper model; thread-safe (one decode at a time per model)."""
+
+    def __init__(self, request: LoadRequest) -> None:
+        name, path = resolve_model_path(request.model, request.cache_dir)
+        choice = choose_device(request.device, WHISPER.devices)
+        compute_type = request.compute_type
+        if compute_type == "auto":
+            compute_type = "float16" if choice.device == "cuda" else CPU_COMPUTE_TYPE
+        threads = request.cpu_threads or os.cpu_count() or 1
+        from faster_whisper import WhisperModel
+
+        try:
+            self._model: Any = WhisperModel(
+                str(path),
+                device=choice.device,
+                compute_type=compute_type,
+                cpu_threads=threads,
+                local_files_only=True,
+            )
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise ModelError(f"cannot load the model at {path}: {exc}") from exc
+        self._lock = threading.Lock()
+        self.info = ModelInfo(
+            backend="whisper",
+            name=name,
+            path=str(path),
+            device=choice.device,
+            compute_type=compute_type,
+            device_reason=choice.reason,
+        )
+
+    def languages(self) -> frozenset[str]:
+        return frozenset(self._model.supported_languages)
+
+    def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
+        with self._lock:
+            language, probability, _ = self._model.detect_language(audio=audio)
+        return str(language), float(probability)
+
+    def decode(self, audio: np.ndarray, options: DecodeOptions) -> Decoded:
+        if options.language is not None and options.language not in self.languages():
+            raise OptionError(f"the model does not know the language '{options.language}'")
+        with self._lock:
+            segments, info = self._model.transcribe(
+                audio,
+                language=options.language,
+                task=options.task,
+                beam_size=options.beam_size,
+                vad_filter=False,
+                condition_on_previous_text=False,
+                hotwords=options.hint or None,
+                initial_prompt=options.initial_prompt or None,
+            )
+            pieces = [
+                Piece(
+                    start=float(s.start),
+                    end=float(s.end),
+                    text=s.text.strip(),
+                    avg_logprob=float(s.avg_logprob),
+                    no_speech_prob=float(s.no_speech_prob),
+                )
+                for s in segments
+                if s.text.strip()
+            ]
+        return Decoded(pieces, str(info.language), float(info.language_probability))
+
+    def close(self) -> None:
+        with self._lock:
+            model = self.__dict__.pop("_model", None)
+            if model is not None:
+                model.model.unload_model()
+            del model
+
+
+def _load(request: LoadRequest) -> Backend:
+    return WhisperBackend(request)
+
+
+WHISPER = BackendSpec(
+    name="whisper",
+    claims=lambda model: True,
+    load=_load,
+    devices=("cuda", "cpu"),
+    fallback=True,
+)
+register(WHISPER)

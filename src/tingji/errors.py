@@ -1,0 +1,70 @@
+"""One error tree for tingji. Every error carries a message written for the user.
+
+::
+
+    TingjiError
+    ├── AudioError            the input could not be read as audio
+    │   ├── AudioNotFoundError    no such file
+    │   ├── EmptyAudioError       zero bytes, or no audio samples in it
+    │   ├── TruncatedAudioError   decodes to clearly less than its declared duration
+    │   └── UnsupportedFormatError  not a format tingji can decode
+    ├── ModelError            a model could not be found, assembled or loaded
+    │   └── MissingExtraError     the backend needs an optional dependency
+    ├── OptionError           an option has a value tingji does not know (language, device ...)
+    └── OutputError           a result could not be written
+
+The edges (CLI, HTTP server, UI) translate these into one line, a status code or a message;
+nothing below them prints or exits.
+"""
+
+from __future__ import annotations
+
+
+class TingjiError(Exception):
+    """Base of every error tingji raises on purpose."""
+
+    def __init__(self, message: str, *, source: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.source = source
+
+    def __str__(self) -> str:
+        if self.source:
+            return f"{self.source}: {self.message}"
+        return self.message
+
+
+class AudioError(TingjiError):
+    """The input could not be read as audio (corrupt, truncated, not audio)."""
+
+
+class AudioNotFoundError(AudioError):
+    """The named file does not exist or is not a regular file."""
+
+
+class EmptyAudioError(AudioError):
+    """The file is empty or holds no audio samples."""
+
+
+class TruncatedAudioError(AudioError):
+    """The file decodes to clearly less audio than its header declares (cut off, partial copy)."""
+
+
+class UnsupportedFormatError(AudioError):
+    """The file is not in a format tingji decodes."""
+
+
+class ModelError(TingjiError):
+    """A model could not be found, assembled, verified or loaded."""
+
+
+class MissingExtraError(ModelError):
+    """A backend needs an optional dependency that is not installed."""
+
+
+class OptionError(TingjiError):
+    """An option has a value tingji does not accept."""
+
+
+class OutputError(TingjiError):
+    """A result could not be written (unwritable directory, full disk)."""

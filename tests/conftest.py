@@ -1,0 +1,83 @@
+"""Shared fixtures: real speech from ../shared/audio and one real model per test session."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tingji.config import Settings
+from tingji.service import Tingji
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_AUDIO = ROOT.parent / "shared" / "audio"
+
+
+def shared_clip(relative: str) -> Path:
+    """A clip from ../shared/audio, or a skip that says why."""
+    path = SHARED_AUDIO / relative
+    if not path.is_file():
+        pytest.skip(f"shared speech {path} is absent (tests use ../shared/audio beside the repo)")
+    return path
+
+
+def manifest() -> list[dict[str, Any]]:
+    path = SHARED_AUDIO / "manifest.jsonl"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent: the shared speech clips sit beside the repository")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One assembled embedded model for the whole session."""
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, model_cache: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", models_dir=model_cache)
+
+
+@pytest.fixture(scope="session")
+def service(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Iterator[Tingji]:
+    """The real embedded model, loaded once per session."""
+    data = tmp_path_factory.mktemp("data")
+    tingji = Tingji(Settings(data_dir=data, models_dir=model_cache))
+    yield tingji
+    tingji.models.unload()
+
+
+class FakeBackend:
+    """A backend that answers every window with scripted text, for tests that need no model.
+
+    ``texts`` are handed out one per decode call (the last one repeats).
+    """
+
+    def __init__(self, texts: list[str], language: str = "zh") -> None:
+        from tingji.types import ModelInfo
+
+        self.texts = texts
+        self.language = language
+        self.calls: list[Any] = []
+        self.info = ModelInfo("fake", "fake", "-", "cpu", "float32", "test")
+
+    def languages(self) -> frozenset[str]:
+        return frozenset({"zh", "en", "ja", "yue"})
+
+    def detect_language(self, audio: Any) -> tuple[str, float]:
+        return self.language, 0.99
+
+    def decode(self, audio: Any, options: Any) -> Any:
+        from tingji.engine.backend import Decoded, Piece
+
+        self.calls.append(options)
+        text = self.texts[min(len(self.calls) - 1, len(self.texts) - 1)]
+        seconds = len(audio) / 16000
+        return Decoded([Piece(0.0, seconds, text)], options.language or self.language, 0.99)
+
+    def close(self) -> None:
+        pass
