@@ -4,8 +4,6 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEV    := $(VENV)/.installed-dev
-SHARED := ../shared/audio
-SAMPLE ?= $(wildcard $(SHARED)/zh/funasr/asr_example_zh.wav $(SHARED)/en/faster_whisper/jfk.flac)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: run test lint bench clean
@@ -23,12 +21,7 @@ $(DEV): pyproject.toml | $(BIN)/python
 	touch $@ $(STAMP)
 
 run: $(STAMP)
-ifeq ($(strip $(SAMPLE)),)
-	@echo "No sample audio found at $(SHARED); try: $(BIN)/tingji transcribe YOUR-FILE"
-	$(BIN)/tingji info
-else
-	$(BIN)/tingji transcribe $(SAMPLE)
-endif
+	$(BIN)/tingji serve --host 0.0.0.0 --port 7860
 
 lint: $(DEV)
 	$(BIN)/ruff check src tests benchmarks

@@ -93,6 +93,17 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--max-segment", type=float, help="longest segment in seconds (default 30)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    srv = sub.add_parser(
+        "serve",
+        help="start the web workstation and the HTTP API",
+        description="Serve the API (and web UI) on HOST:PORT.",
+    )
+    srv.add_argument("--host", help="address to bind (default 127.0.0.1; 0.0.0.0 for the LAN)")
+    srv.add_argument("--port", type=int, help="port (default 7860)")
+    srv.add_argument("-m", "--model", help="default model (default base, embedded)")
+    srv.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="default auto")
+    srv.add_argument("--compute-type", help="CTranslate2 compute type (default auto)")
+
     sub.add_parser("info", help="show device, GPU, memory, versions and the model in use")
     d = sub.add_parser("download", help="fetch a Whisper model into the cache (needs network)")
     d.add_argument("model", help="tiny, small, medium, large-v3, large-v3-turbo ... or a hub id")
@@ -103,7 +114,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, object] = {}
     if args.data_dir is not None:
         overrides["data_dir"] = args.data_dir
-    for name in ("model", "device", "compute_type", "beam_size"):
+    for name in ("model", "device", "compute_type", "beam_size", "host", "port"):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
@@ -121,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from tingji.cli_transcribe import run_transcribe
 
             return run_transcribe(args, _settings(args))
+        if args.command == "serve":
+            return _serve(args, _settings(args))
         if args.command == "info":
             return _info(_settings(args))
         if args.command == "download":
@@ -174,6 +187,41 @@ def _info(settings: Settings) -> int:
         f"(loaded in {time.perf_counter() - started:.1f} s)"
     )
     print("Library versions: " + ", ".join(f"{k} {v}" for k, v in info.libraries.items()))
+    return 0
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import logging
+
+    import uvicorn
+
+    from tingji.server import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if settings.host in ("0.0.0.0", "::", "") and not settings.api_keys:
+        banner = "!" * 78
+        print(
+            f"{banner}\n"
+            f"  WARNING: tingji is listening on {settings.host or '*'}:{settings.port} "
+            "with NO API key.\n"
+            "  Anyone who can reach this machine can transcribe, read and delete history.\n"
+            "  Set TINGJI_API_KEYS='[\"a-long-secret\"]' (and a UI password) to require one.\n"
+            f"{banner}",
+            file=sys.stderr,
+            flush=True,
+        )
+    print(
+        f"tingji {__version__}: http://{settings.host}:{settings.port}/  (API docs at /docs)",
+        file=sys.stderr,
+        flush=True,
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        timeout_graceful_shutdown=5,
+    )
     return 0
 
 

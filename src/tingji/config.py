@@ -6,10 +6,11 @@ singleton. ``TINGJI_DATA_DIR=/srv/tingji tingji serve`` or ``Settings(data_dir=t
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tingji.types import VadOptions
@@ -51,6 +52,8 @@ class Settings(BaseSettings):
     model: str = DEFAULT_MODEL
     """Model to load: ``base`` (embedded), a Whisper size name (``tiny`` … ``large-v3``,
     ``large-v3-turbo``, needs network once) or a local CTranslate2 model directory."""
+    extra_models: list[str] = Field(default_factory=list)
+    """More models (names or local directories) that API and UI users may choose."""
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     """``auto`` picks CUDA, then MPS where the backend supports it, then CPU."""
     compute_type: str = "auto"
@@ -66,6 +69,43 @@ class Settings(BaseSettings):
     script: Literal["simplified", "traditional", "original"] = "simplified"
     """Chinese script of the output. Default simplified."""
     vad: VadSettings = VadSettings()
+
+    host: str = "127.0.0.1"
+    """Address ``tingji serve`` binds to (``make run`` uses 0.0.0.0). Default 127.0.0.1."""
+    port: int = Field(default=7860, ge=1, le=65535)
+    """HTTP port. Default 7860."""
+    api_keys: list[str] = Field(default_factory=list)
+    """Keys accepted as ``Authorization: Bearer KEY`` or ``X-API-Key``; empty = no auth.
+    Environment: a JSON list, ``TINGJI_API_KEYS='["k1","k2"]'``."""
+    max_upload_mb: float = Field(default=500.0, gt=0)
+    """Largest accepted upload, in MiB. Default 500."""
+    max_job_files: int = Field(default=50, ge=1)
+    """Most files in one batch job. Default 50."""
+    workers: int = Field(default=1, ge=1, le=16)
+    """Recognitions run at once for API requests. Default 1 (one model per device)."""
+    max_queue: int = Field(default=8, ge=0)
+    """Requests allowed to wait for a worker; beyond that the API answers 503. Default 8."""
+    audio_retention: str = "keep"
+    """Uploaded audio: ``keep``, ``delete`` (after recognition) or ``<N>d`` (keep N days)."""
+
+    @field_validator("audio_retention")
+    @classmethod
+    def _retention(cls, value: str) -> str:
+        if value in ("keep", "delete") or re.fullmatch(r"[1-9][0-9]*d", value):
+            return value
+        raise ValueError("audio_retention must be keep, delete or a number of days like 30d")
+
+    @property
+    def retention_days(self) -> int | None:
+        return int(self.audio_retention[:-1]) if self.audio_retention.endswith("d") else None
+
+    @property
+    def audio_dir(self) -> Path:
+        return self.data_dir / "audio"
+
+    @property
+    def database(self) -> Path:
+        return self.data_dir / "history.db"
 
     @property
     def model_cache(self) -> Path:

@@ -8,10 +8,15 @@
     │   ├── EmptyAudioError       zero bytes, or no audio samples in it
     │   ├── TruncatedAudioError   decodes to clearly less than its declared duration
     │   └── UnsupportedFormatError  not a format tingji can decode
+    │       └── FileTypeError         refused by its file name extension before decoding
     ├── ModelError            a model could not be found, assembled or loaded
     │   └── MissingExtraError     the backend needs an optional dependency
     ├── OptionError           an option has a value tingji does not know (language, device ...)
-    └── OutputError           a result could not be written
+    ├── OutputError           a result could not be written
+    ├── TooLargeError         an upload is over the configured size limit
+    │   └── TooManyFilesError     a batch has more files than a job takes
+    ├── NotFoundError         no history entry, job or list with that id
+    └── BusyError             the work queue is full; try again later
 
 The edges (CLI, HTTP server, UI) translate these into one line, a status code or a message;
 nothing below them prints or exits.
@@ -54,6 +59,10 @@ class UnsupportedFormatError(AudioError):
     """The file is not in a format tingji decodes."""
 
 
+class FileTypeError(UnsupportedFormatError):
+    """A file refused by its extension, before any decoding."""
+
+
 class ModelError(TingjiError):
     """A model could not be found, assembled, verified or loaded."""
 
@@ -68,3 +77,23 @@ class OptionError(TingjiError):
 
 class OutputError(TingjiError):
     """A result could not be written (unwritable directory, full disk)."""
+
+
+class TooLargeError(TingjiError):
+    """An upload, or the number of files in a batch, is over the configured limit."""
+
+
+class NotFoundError(TingjiError):
+    """No history entry, job or hotword list with that id."""
+
+
+class BusyError(TingjiError):
+    """Every worker is busy and the queue is full."""
+
+    def __init__(self, message: str, *, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class TooManyFilesError(TooLargeError):
+    """A batch job has more files than the configured maximum."""

@@ -1,16 +1,46 @@
-"""The one facade that the CLI, the server and the UI call."""
+"""The one facade that the CLI, the server and the UI call.
+
+It owns the loaded models, the history database, stored uploads, the bounded pool that runs
+recognitions and the batch-job runner. Nothing here knows about HTTP or Gradio.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any
+import csv
+import io
+import json
+import logging
+import threading
+import uuid
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, BinaryIO
 
+from tingji import audio
 from tingji.config import Settings
 from tingji.engine.backend import Backend
 from tingji.engine.manager import ModelManager
 from tingji.engine.pipeline import Source, Transcription
+from tingji.errors import BusyError, NotFoundError, OptionError, TingjiError, TooManyFilesError
+from tingji.formats import render
+from tingji.jobs.audio_store import AudioStore, StoredAudio
+from tingji.jobs.runner import JobCancelled, JobRunner
+from tingji.jobs.storage import Storage
 from tingji.system import SystemInfo, system_info
-from tingji.types import ModelInfo, TranscribeOptions, Transcript
+from tingji.types import (
+    HistoryEntry,
+    JobStatus,
+    ModelInfo,
+    Segment,
+    TranscribeOptions,
+    Transcript,
+    options_from_dict,
+    options_to_dict,
+)
+
+log = logging.getLogger("tingji")
 
 
 @dataclass
@@ -20,6 +50,14 @@ class MemoryReport:
     rss_after_mb: int
     gpu_used_before_mb: int | None
     gpu_used_after_mb: int | None
+
+
+@dataclass
+class Saved:
+    """A recognition and the id of its history entry."""
+
+    transcript: Transcript
+    entry_id: int
 
 
 class Tingji:
@@ -33,7 +71,17 @@ class Tingji:
             compute_type=self.settings.compute_type,
             cpu_threads=self.settings.cpu_threads,
         )
+        self._storage: Storage | None = None
+        self._runner: JobRunner | None = None
+        self._slots = threading.BoundedSemaphore(self.settings.workers + self.settings.max_queue)
+        self._workers = threading.BoundedSemaphore(self.settings.workers)
+        self._waiting = 0
+        self._count_lock = threading.Lock()
+        self.audio_store = AudioStore(
+            self.settings.audio_dir, int(self.settings.max_upload_mb * 2**20)
+        )
 
+    # -- recognition -------------------------------------------------------------------------
     def options(self, **overrides: Any) -> TranscribeOptions:
         """Request options: the settings' defaults with ``overrides`` applied."""
         s = self.settings
@@ -41,6 +89,24 @@ class Tingji:
             language=s.language, itn=s.itn, script=s.script, vad=s.vad.to_options()
         )
         return replace(base, **overrides)
+
+    def offered_models(self) -> list[str]:
+        """Models a client may ask for by name: the configured one first, then the catalogue."""
+        from faster_whisper.utils import available_models
+
+        names = [self.settings.model, *self.settings.extra_models, *available_models()]
+        return list(dict.fromkeys(names))
+
+    def check_model(self, model: str | None) -> str:
+        """A client's model choice, checked against :meth:`offered_models` (never a path)."""
+        if model is None or model in ("", "whisper-1", "default"):
+            return self.settings.model
+        if model not in self.offered_models():
+            raise OptionError(
+                f"model '{model}' is not offered here; choose one of "
+                + ", ".join(self.offered_models())
+            )
+        return model
 
     def backend(self, model: str | None = None) -> Backend:
         return self.models.get(model or self.settings.model)
@@ -72,6 +138,283 @@ class Tingji:
     ) -> Transcript:
         return self.start(source, options, model=model, name=name).result()
 
+    # -- the bounded pool for API requests ---------------------------------------------------
+    def recognise_and_save(
+        self,
+        stored: StoredAudio,
+        options: TranscribeOptions,
+        *,
+        model: str | None = None,
+        on_segment: Callable[[Segment, Transcription], None] | None = None,
+    ) -> Saved:
+        """Recognise a stored upload in a worker slot and save it to history (blocking).
+
+        Raises :class:`BusyError` at once when every worker is busy and the queue is full.
+        """
+        if not self._slots.acquire(blocking=False):
+            raise BusyError("the server is busy: every worker and queue place is taken")
+        try:
+            with self._count_lock:
+                self._waiting += 1
+            with self._workers:
+                with self._count_lock:
+                    self._waiting -= 1
+                path = self.audio_store.path(stored.file)
+                run = self.start(str(path), options, model=model, name=stored.name)
+                for segment in run:
+                    if on_segment is not None:
+                        on_segment(segment, run)
+                transcript = run.result()
+        finally:
+            self._slots.release()
+        keep = self.settings.audio_retention != "delete"
+        entry_id = self.history.add_transcription(
+            transcript,
+            name=stored.name,
+            options=options_to_dict(options),
+            audio_file=stored.file if keep else None,
+        )
+        if not keep:
+            self.audio_store.delete([stored.file])
+        return Saved(transcript, entry_id)
+
+    def queue_length(self) -> int:
+        with self._count_lock:
+            waiting = self._waiting
+        return waiting + (self._storage.queued_files() if self._storage else 0)
+
+    def save_upload(self, stream: BinaryIO, name: str) -> StoredAudio:
+        return self.audio_store.save(stream, name)
+
+    def discard_upload(self, stored: StoredAudio) -> None:
+        self.audio_store.delete([stored.file])
+
+    # -- history -----------------------------------------------------------------------------
+    @property
+    def history(self) -> Storage:
+        if self._storage is None:
+            self._storage = Storage(self.settings.database)
+        return self._storage
+
+    def get_entry(self, entry_id: int) -> HistoryEntry:
+        entry = self.history.get_transcription(entry_id)
+        if entry is None:
+            raise NotFoundError(f"no history entry {entry_id}")
+        return entry
+
+    def entry_audio(self, entry_id: int) -> Path | None:
+        entry = self.get_entry(entry_id)
+        if entry.audio_file is None:
+            return None
+        path = self.audio_store.path(entry.audio_file)
+        return path if path.is_file() else None
+
+    def delete_entries(self, ids: list[int]) -> int:
+        """Delete history entries and their stored audio; returns how many existed."""
+        existing = [i for i in ids if self.history.get_transcription(i) is not None]
+        files = self.history.delete_transcriptions(existing)
+        self.audio_store.delete(files)
+        return len(existing)
+
+    def history_csv(self, query: str = "", **filters: Any) -> Iterator[str]:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(
+            [
+                "id",
+                "created_at",
+                "name",
+                "language",
+                "duration",
+                "processing_time",
+                "model",
+                "device",
+                "text",
+            ]
+        )
+        yield _take(out)
+        for e in self.history.iter_entries(query, **filters):
+            writer.writerow(
+                [
+                    e.id,
+                    _iso(e.created_at),
+                    e.name,
+                    e.language,
+                    f"{e.duration:.2f}",
+                    f"{e.processing_time:.2f}",
+                    e.model,
+                    e.device,
+                    e.text,
+                ]
+            )
+            yield _take(out)
+
+    # -- batch jobs --------------------------------------------------------------------------
+    @property
+    def runner(self) -> JobRunner:
+        if self._runner is None:
+            self._runner = JobRunner(
+                self.history, self.settings.audio_dir, self._recognise_job_file, options_from_dict
+            )
+            self._runner.on_file_done = self._after_job_file
+        return self._runner
+
+    def start_jobs(self) -> None:
+        """Start the batch runner (resuming files a killed server left unfinished)."""
+        self.apply_retention()
+        self.runner.start()
+
+    def stop_jobs(self) -> None:
+        if self._runner is not None:
+            self._runner.stop()
+
+    def create_job(
+        self, files: list[StoredAudio], options: TranscribeOptions, model: str | None = None
+    ) -> str:
+        if len(files) > self.settings.max_job_files:
+            raise TooManyFilesError(
+                f"{len(files)} files is more than the {self.settings.max_job_files} a job takes"
+            )
+        job_id = uuid.uuid4().hex[:16]
+        self.history.create_job(
+            job_id,
+            [(f.name, f.file, f.size) for f in files],
+            options=options_to_dict(options),
+            model=model or self.settings.model,
+        )
+        job = self.history.get_job(job_id)
+        assert job is not None
+        for job_file in job.files:
+            try:
+                duration = audio.probe(self.audio_store.path(job_file.audio_file or "")).duration
+            except TingjiError:
+                duration = None  # reported when the file's turn comes
+            self.history.set_file_duration(job_file.id, duration)
+        self.runner.notify()
+        return job_id
+
+    def job(self, job_id: str) -> JobStatus:
+        status = self.runner.status(job_id)
+        if status is None:
+            raise NotFoundError(f"no job {job_id}")
+        return status
+
+    def cancel_job(self, job_id: str) -> JobStatus:
+        if not self.runner.cancel(job_id):
+            raise NotFoundError(f"no job {job_id}")
+        return self.job(job_id)
+
+    def job_csv(self, job_id: str) -> str:
+        job = self.job(job_id)
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(
+            [
+                "file",
+                "status",
+                "segment",
+                "start",
+                "end",
+                "text",
+                "language",
+                "duration",
+                "processing_time",
+                "error",
+            ]
+        )
+        for f in job.files:
+            entry = self._entry_of(f.transcription_id)
+            if entry is None:
+                writer.writerow(
+                    [f.name, f.status, "", "", "", "", "", _num(f.duration), "", f.error or ""]
+                )
+                continue
+            for seg in entry.segments:
+                writer.writerow(
+                    [
+                        f.name,
+                        f.status,
+                        seg.id,
+                        f"{seg.start:.3f}",
+                        f"{seg.end:.3f}",
+                        seg.text,
+                        entry.language,
+                        f"{entry.duration:.3f}",
+                        f"{entry.processing_time:.3f}",
+                        "",
+                    ]
+                )
+        return out.getvalue()
+
+    def job_zip(self, job_id: str) -> bytes:
+        job = self.job(job_id)
+        buffer = io.BytesIO()
+        used: set[str] = set()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for f in job.files:
+                stem = _unique_stem(f.name, used)
+                entry = self._entry_of(f.transcription_id)
+                if entry is None:
+                    archive.writestr(f"{stem}.error.txt", f"{f.status}: {f.error or ''}\n")
+                    continue
+                transcript = entry_transcript(entry)
+                for fmt in ("txt", "srt", "json"):
+                    archive.writestr(f"{stem}.{fmt}", render(transcript, fmt))
+            archive.writestr(
+                "job.json",
+                json.dumps(
+                    {"id": job.id, "status": job.status, "files": [asdict(f) for f in job.files]},
+                    ensure_ascii=False,
+                    indent=2,
+                ),
+            )
+        return buffer.getvalue()
+
+    def _entry_of(self, entry_id: int | None) -> HistoryEntry | None:
+        return self.history.get_transcription(entry_id) if entry_id else None
+
+    def _recognise_job_file(
+        self,
+        path: Path,
+        options: TranscribeOptions,
+        model: str,
+        progress: Callable[[float, float | None], bool],
+    ) -> Transcript:
+        run = self.start(str(path), options, model=model, name=path.name)
+        if not progress(0.0, run.duration):
+            raise JobCancelled
+        for _ in run:
+            if not progress(run.position, run.duration):
+                raise JobCancelled
+        return run.result()
+
+    def _after_job_file(self, job_id: str) -> None:
+        if self.settings.audio_retention != "delete":
+            return
+        job = self.history.get_job(job_id)
+        if job is None:
+            return
+        finished = [
+            f.audio_file
+            for f in job.files
+            if f.audio_file and f.status in ("done", "failed", "cancelled")
+        ]
+        self.audio_store.delete(finished)
+        self.history.forget_audio(finished)
+
+    def apply_retention(self) -> int:
+        """Delete stored audio past the retention period; returns how many files went."""
+        days = self.settings.retention_days
+        if days is None:
+            return 0
+        old = [
+            f for f in self.audio_store.older_than(days) if f not in self.history.unfinished_audio()
+        ]
+        self.audio_store.delete(old)
+        self.history.forget_audio(old)
+        return len(old)
+
+    # -- system ------------------------------------------------------------------------------
     def system(self) -> SystemInfo:
         return system_info()
 
@@ -88,7 +431,55 @@ class Tingji:
             gpu_used_after_mb=_gpu_used(after),
         )
 
+    def close(self) -> None:
+        self.stop_jobs()
+        if self._storage is not None:
+            self._storage.close()
+            self._storage = None
+
+
+def entry_transcript(entry: HistoryEntry) -> Transcript:
+    """A history entry as a transcript (for the output formats)."""
+    return Transcript(
+        text=entry.text,
+        segments=entry.segments,
+        language=entry.language,
+        language_probability=None,
+        duration=entry.duration,
+        processing_time=entry.processing_time,
+        model=ModelInfo("", entry.model, "", entry.device, ""),
+        replacements=entry.replacements,
+        source=entry.name,
+    )
+
 
 def _gpu_used(info: SystemInfo) -> int | None:
     used = [g.memory_used_mb for g in info.gpus if g.memory_used_mb is not None]
     return sum(used) if used else None
+
+
+def _take(out: io.StringIO) -> str:
+    value = out.getvalue()
+    out.seek(0)
+    out.truncate()
+    return value
+
+
+def _iso(timestamp: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="seconds")
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
+def _unique_stem(name: str, used: set[str]) -> str:
+    stem = Path(name).stem.replace("/", "_").replace("\\", "_") or "audio"
+    candidate, n = stem, 1
+    while candidate in used:
+        n += 1
+        candidate = f"{stem}-{n}"
+    used.add(candidate)
+    return candidate

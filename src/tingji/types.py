@@ -108,3 +108,94 @@ class Transcript:
         data["real_time_factor"] = round(self.real_time_factor, 4)
         data["speed"] = round(self.speed, 2)
         return data
+
+
+@dataclass
+class HistoryEntry:
+    """A saved recognition."""
+
+    id: int
+    created_at: float
+    name: str
+    """The file name the client gave (shown only; never used as a path)."""
+    language: str
+    duration: float
+    processing_time: float
+    model: str
+    device: str
+    text: str
+    segments: list[Segment]
+    replacements: list[Replacement] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+    audio_file: str | None = None
+    job_id: str | None = None
+
+
+JobState = Literal["queued", "running", "done", "failed", "cancelled"]
+
+
+@dataclass
+class JobFile:
+    """One file of a batch job."""
+
+    id: int
+    position: int
+    name: str
+    size: int
+    status: JobState
+    duration: float | None = None
+    """Audio seconds (known once decoding started)."""
+    done_seconds: float = 0.0
+    """Audio seconds recognised so far."""
+    processing_time: float | None = None
+    error: str | None = None
+    transcription_id: int | None = None
+    audio_file: str | None = None
+
+
+@dataclass
+class JobStatus:
+    """A batch job and the progress of each of its files."""
+
+    id: str
+    created_at: float
+    status: JobState
+    files: list[JobFile]
+    options: dict[str, Any] = field(default_factory=dict)
+    model: str = ""
+    finished_at: float | None = None
+    current_file: str | None = None
+    elapsed: float = 0.0
+    """Seconds since the job started running."""
+    eta: float | None = None
+    """Estimated seconds left."""
+
+    @property
+    def audio_total(self) -> float | None:
+        known = [f.duration for f in self.files]
+        return None if any(d is None for d in known) else sum(d or 0.0 for d in known)
+
+    @property
+    def audio_done(self) -> float:
+        return sum(
+            (f.duration or 0.0) if f.status == "done" else f.done_seconds for f in self.files
+        )
+
+    @property
+    def finished_files(self) -> int:
+        return sum(f.status in ("done", "failed", "cancelled") for f in self.files)
+
+
+def options_to_dict(options: TranscribeOptions) -> dict[str, Any]:
+    return asdict(options)
+
+
+def options_from_dict(data: dict[str, Any]) -> TranscribeOptions:
+    """Inverse of :func:`options_to_dict` (unknown keys are ignored)."""
+    known = set(TranscribeOptions.__dataclass_fields__)
+    values = {k: v for k, v in data.items() if k in known}
+    if isinstance(values.get("vad"), dict):
+        values["vad"] = VadOptions(**values["vad"])
+    if "hotwords" in values:
+        values["hotwords"] = tuple(values["hotwords"])
+    return TranscribeOptions(**values)

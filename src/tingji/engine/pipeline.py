@@ -9,7 +9,7 @@ block, whatever the length of the input.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import BinaryIO
 
@@ -58,7 +58,10 @@ class Transcription:
                 f"unknown language '{options.language}'; this model knows "
                 f"{', '.join(sorted(backend.languages()))}"
             )
-        self.info = audio.probe(source)
+        try:
+            self.info = audio.probe(source)
+        except AudioError as exc:
+            raise self._named(exc) from exc.__cause__
         self.duration: float | None = self.info.duration
         """Audio length in seconds: metadata until decoding ends, then exact."""
         self.position = 0.0
@@ -128,7 +131,7 @@ class Transcription:
                 buffer, buffer_start = buffer[drop:], buffer_start + drop
                 self.processing_time = time.perf_counter() - started
         except AudioError as exc:
-            failure = exc  # decode what arrived, then report
+            failure = self._named(exc)  # decode what arrived, then report
         if segmenter is not None and probs is not None:
             spans = segmenter.push(probs(np.zeros(0, dtype=np.float32), final=True))
             spans += segmenter.finish(total)
@@ -145,6 +148,12 @@ class Transcription:
             self.language = ""  # no speech: nothing to tell the language by
         if failure is not None:
             raise failure
+
+    def _named(self, exc: AudioError) -> AudioError:
+        """Report audio errors under the caller's name for the input, not a storage path."""
+        if self.name is not None:
+            exc.source = self.name
+        return exc
 
     # -- per window --------------------------------------------------------------------------
     def _drain(
@@ -217,20 +226,26 @@ class Transcription:
         )
         index = self._hotwords
         if index is not None and len(index) <= HINT_ALL_LIMIT:
-            options = replace(options, hint=" ".join(index.terms))
+            options = replace(options, hint=self._hint(index.terms))
         clip = window.audio
         decoded = self.backend.decode(clip, options)
         if index is not None and len(index) > HINT_ALL_LIMIT:
             first = self._script_for_matching(" ".join(p.text for p in decoded.pieces))
             hints = index.select_hints(first, limit=HINT_PER_SEGMENT)
             if hints:
-                decoded = self.backend.decode(clip, replace(options, hint=" ".join(hints)))
+                decoded = self.backend.decode(clip, replace(options, hint=self._hint(hints)))
         timed = []
         for piece in decoded.pieces:
             start = window.to_original(piece.start, is_end=False)
             end = max(start, window.to_original(piece.end, is_end=True))
             timed.append((start, end, piece))
         return timed
+
+    def _hint(self, terms: Sequence[str]) -> str | None:
+        """The hint for this language: Chinese terms mean nothing to English speech."""
+        if self.language not in textproc.CJK_LANGUAGES:
+            terms = [t for t in terms if t.isascii()]
+        return " ".join(terms) or None
 
     def _script_for_matching(self, text: str) -> str:
         if self.language in textproc.ITN_LANGUAGES and self.options.script != "original":

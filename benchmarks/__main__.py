@@ -1,0 +1,32 @@
+"""Run the benchmarks named on the command line, or all of them."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from benchmarks import bench_compute_type, bench_hotwords, bench_long, common
+
+BENCHMARKS: dict[str, Callable[[], Any]] = {
+    "long": bench_long.main,
+    "hotwords": bench_hotwords.main,
+    "compute": bench_compute_type.main,
+}
+
+
+def main(argv: list[str]) -> int:
+    unknown = [name for name in argv if name not in BENCHMARKS]
+    if unknown:
+        print(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+        return 2
+    if not common.MANIFEST.is_file():
+        print(f"benchmarks skipped: no shared audio at {common.AUDIO} (needs manifest.jsonl)")
+        return 0
+    for name in argv or list(BENCHMARKS):
+        BENCHMARKS[name]()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,1 @@
+"""Persistent history and batch jobs."""

@@ -1,0 +1,166 @@
+"""The batch runner: one thread that takes queued job files in order and recognises them.
+
+Every finished file is saved with its result in one transaction, so a server killed mid-batch
+loses nothing: at the next start, files left ``running`` go back to the queue and the job goes on.
+Live progress (audio seconds done of the current file) is kept in memory and merged into
+:meth:`JobRunner.status`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tingji.errors import TingjiError
+from tingji.jobs.storage import Storage
+from tingji.types import JobStatus, TranscribeOptions, Transcript
+
+log = logging.getLogger("tingji.jobs")
+
+Progress = Callable[[float, float | None], bool]
+Recognise = Callable[[Path, TranscribeOptions, str, Progress], Transcript]
+"""(audio path, options, model, progress(done_s, total_s) -> keep going) -> transcript."""
+
+
+@dataclass
+class _Live:
+    job_id: str
+    file_id: int
+    name: str
+    done: float = 0.0
+    total: float | None = None
+
+
+class JobCancelled(Exception):
+    """Raised inside a running file when its job was cancelled."""
+
+
+class JobRunner:
+    def __init__(
+        self,
+        storage: Storage,
+        audio_dir: Path,
+        recognise: Recognise,
+        options_from: Callable[[dict[str, object]], TranscribeOptions],
+    ) -> None:
+        self.storage = storage
+        self.audio_dir = audio_dir
+        self.recognise = recognise
+        self.options_from = options_from
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._live: _Live | None = None
+        self._cancelled: set[str] = set()
+        self._thread: threading.Thread | None = None
+        self._changed = threading.Condition()
+        self.on_file_done: Callable[[str], None] | None = None
+
+    def start(self) -> None:
+        requeued = self.storage.requeue_interrupted()
+        if requeued:
+            log.warning("resuming %d job file(s) interrupted by the last shutdown", requeued)
+        self._thread = threading.Thread(target=self._loop, name="tingji-jobs", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def notify(self) -> None:
+        """A job was queued."""
+        self._wake.set()
+
+    def cancel(self, job_id: str) -> bool:
+        found = self.storage.cancel_job(job_id)
+        if found:
+            self._cancelled.add(job_id)
+            self._touch()
+        return found
+
+    def status(self, job_id: str) -> JobStatus | None:
+        job = self.storage.get_job(job_id)
+        if job is None:
+            return None
+        live = self._live
+        if live is not None and live.job_id == job_id:
+            for f in job.files:
+                if f.id == live.file_id and f.status == "running":
+                    f.done_seconds, f.duration = live.done, live.total
+                    job.current_file = f.name
+        job.eta = _eta(job)
+        return job
+
+    def wait_for_change(self, timeout: float) -> None:
+        """Block until progress is made (or ``timeout`` seconds pass); for event streams."""
+        with self._changed:
+            self._changed.wait(timeout)
+
+    def _touch(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            item = self.storage.next_queued_file()
+            if item is None:
+                self._wake.wait(1.0)
+                self._wake.clear()
+                continue
+            job_id, job_file = item
+            self._run_file(job_id, job_file.id, job_file.name, job_file.audio_file)
+            self._touch()
+
+    def _run_file(self, job_id: str, file_id: int, name: str, audio_file: str | None) -> None:
+        job = self.storage.get_job(job_id)
+        if job is None:
+            return
+        live = self._live = _Live(job_id, file_id, name)
+        self._touch()
+
+        def progress(done: float, total: float | None) -> bool:
+            live.done, live.total = done, total
+            self._touch()
+            return job_id not in self._cancelled and not self._stop.is_set()
+
+        try:
+            if audio_file is None:
+                raise TingjiError("the uploaded audio is no longer stored", source=name)
+            options = self.options_from(job.options)
+            transcript = self.recognise(self.audio_dir / audio_file, options, job.model, progress)
+        except JobCancelled:
+            return
+        except TingjiError as exc:
+            message = exc.message
+            self.storage.fail_file(job_id, file_id, message, live.total)
+        except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
+            log.exception("job %s file %s failed", job_id, name)
+            self.storage.fail_file(job_id, file_id, f"internal error: {exc}", live.total)
+        else:
+            self.storage.finish_file(job_id, file_id, transcript, job.options)
+        finally:
+            self._live = None
+        if self.on_file_done is not None:
+            self.on_file_done(job_id)
+
+
+def _eta(job: JobStatus) -> float | None:
+    if job.status not in ("running", "queued"):
+        return 0.0 if job.status == "done" else None
+    done = job.audio_done
+    if job.elapsed <= 0 or done <= 0:
+        return None
+    rate = done / job.elapsed
+    total = job.audio_total
+    if total is None:
+        # unknown durations: estimate from the bytes of what is finished
+        finished = [f for f in job.files if f.status == "done" and f.duration]
+        if not finished:
+            return None
+        per_byte = sum(f.duration or 0 for f in finished) / max(1, sum(f.size for f in finished))
+        total = sum(f.duration if f.duration else f.size * per_byte for f in job.files)
+    return max(0.0, (total - done) / rate) if rate > 0 else None

@@ -1,0 +1,130 @@
+"""History: search (Chinese substrings too), view, delete, export."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
+from pydantic import BaseModel, Field
+
+from tingji.errors import NotFoundError, OptionError
+from tingji.formats import FORMATS, render
+from tingji.server.deps import Service
+from tingji.server.views import entry_view
+from tingji.service import entry_transcript
+
+router = APIRouter(prefix="/api/history", tags=["history"])
+
+
+def _time(value: str | None, name: str) -> float | None:
+    """Unix seconds, or an ISO date / date-time (UTC when it has no zone)."""
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise OptionError(f"{name} must be an ISO date (2025-03-01) or unix seconds") from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.timestamp()
+
+
+def _filters(language: str | None, since: str | None, until: str | None) -> dict[str, Any]:
+    return {
+        "language": language or None,
+        "since": _time(since, "since"),
+        "until": _time(until, "until"),
+    }
+
+
+@router.get("")
+def search(
+    service: Service,
+    q: str = "",
+    language: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=200)] = 20,
+) -> dict[str, Any]:
+    """Newest first; ``q`` matches any part of the text or file name."""
+    entries, total = service.history.search(
+        q, offset=(page - 1) * page_size, limit=page_size, **_filters(language, since, until)
+    )
+    return {
+        "total": total,
+        "page": page,
+        "page_size": page_size,
+        "items": [entry_view(e, full=False) for e in entries],
+    }
+
+
+@router.get("/export.csv")
+def export_csv(
+    service: Service,
+    q: str = "",
+    language: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> StreamingResponse:
+    rows = service.history_csv(q, **_filters(language, since, until))
+
+    def body() -> Any:
+        yield "\ufeff"
+        yield from rows
+
+    return StreamingResponse(
+        body(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="tingji-history.csv"'},
+    )
+
+
+class DeleteRequest(BaseModel):
+    ids: list[int] = Field(min_length=1, max_length=1000)
+
+
+@router.post("/delete")
+def delete_many(service: Service, body: DeleteRequest) -> dict[str, int]:
+    """Bulk delete (entries and their stored audio)."""
+    return {"deleted": service.delete_entries(body.ids)}
+
+
+@router.get("/{entry_id}")
+def get_entry(service: Service, entry_id: int) -> dict[str, Any]:
+    return entry_view(service.get_entry(entry_id))
+
+
+@router.delete("/{entry_id}")
+def delete_entry(service: Service, entry_id: int) -> dict[str, int]:
+    if service.delete_entries([entry_id]) == 0:
+        raise NotFoundError(f"no history entry {entry_id}")
+    return {"deleted": 1}
+
+
+@router.get("/{entry_id}/audio")
+def entry_audio(service: Service, entry_id: int) -> FileResponse:
+    """The stored upload of an entry (404 once retention removed it)."""
+    path = service.entry_audio(entry_id)
+    if path is None:
+        raise NotFoundError(f"the audio of entry {entry_id} is not stored")
+    return FileResponse(path)
+
+
+@router.get("/{entry_id}/export")
+def export_entry(service: Service, entry_id: int, format: str = "txt") -> PlainTextResponse:
+    if format not in FORMATS:
+        raise OptionError(f"format must be one of {', '.join(FORMATS)}")
+    entry = service.get_entry(entry_id)
+    stem = entry.name.rsplit(".", 1)[0] or "transcript"
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stem)
+    return PlainTextResponse(
+        render(entry_transcript(entry), format),
+        headers={"Content-Disposition": f'attachment; filename="{safe}.{format}"'},
+    )

@@ -1,0 +1,31 @@
+"""POST /api/transcriptions: one file in, the transcript (saved to history) out."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, UploadFile
+
+from tingji.errors import TingjiError
+from tingji.server.deps import Service, check_length, store
+from tingji.server.forms import OptionFields, option_fields
+from tingji.server.views import transcript_view
+
+router = APIRouter(tags=["recognition"])
+
+
+@router.post("/api/transcriptions", dependencies=[Depends(check_length)])
+def create_transcription(
+    service: Service,
+    file: Annotated[UploadFile, File(description="audio or video file")],
+    fields: Annotated[OptionFields, Depends(option_fields)],
+) -> dict[str, Any]:
+    """Recognise one file with every engine option; the result is saved to history."""
+    options, model = fields.build(service)
+    stored = store(service, file)
+    try:
+        saved = service.recognise_and_save(stored, options, model=model)
+    except TingjiError:
+        service.discard_upload(stored)
+        raise
+    return transcript_view(saved.transcript, saved.entry_id, stored.name)
