@@ -96,7 +96,8 @@ def test_window_maps_packed_times_back() -> None:
     a = SpeechSpan(16000, 48000)  # 1 s .. 3 s
     b = SpeechSpan(160000, 192000)  # 10 s .. 12 s, after an 7 s pause shortened to 0.6 s
     window.add(a, np.ones(a.end - a.start, dtype=np.float32))
-    assert window.fits(b, 30 * SAMPLE_RATE)
+    assert not window.fits(b, 30 * SAMPLE_RATE)  # a 7 s pause starts a new window
+    assert window.fits(b, 30 * SAMPLE_RATE, max_pause=10)
     window.add(b, np.ones(b.end - b.start, dtype=np.float32))
     assert window.length == 32000 + 9600 + 32000
     assert window.to_original(0.5, is_end=False) == pytest.approx(1.5)
@@ -106,4 +107,5 @@ def test_window_maps_packed_times_back() -> None:
     assert window.end == pytest.approx(12.0)
     audio_ = window.audio
     assert audio_[32000:41600].max() == 0 and audio_[:32000].min() == 1
-    assert not window.fits(SpeechSpan(200000, 200000 + 26 * SAMPLE_RATE), 30 * SAMPLE_RATE)
+    too_long = SpeechSpan(200000, 200000 + 26 * SAMPLE_RATE)
+    assert not window.fits(too_long, 30 * SAMPLE_RATE, max_pause=10)

@@ -14,6 +14,7 @@ import threading
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -76,6 +77,7 @@ class Tingji:
         self._slots = threading.BoundedSemaphore(self.settings.workers + self.settings.max_queue)
         self._workers = threading.BoundedSemaphore(self.settings.workers)
         self._waiting = 0
+        self._active = 0  # recognitions holding a model: release_memory unloads none then
         self._count_lock = threading.Lock()
         self.audio_store = AudioStore(
             self.settings.audio_dir, int(self.settings.max_upload_mb * 2**20)
@@ -160,11 +162,12 @@ class Tingji:
                 with self._count_lock:
                     self._waiting -= 1
                 path = self.audio_store.path(stored.file)
-                run = self.start(str(path), options, model=model, name=stored.name)
-                for segment in run:
-                    if on_segment is not None:
-                        on_segment(segment, run)
-                transcript = run.result()
+                with self._in_use():
+                    run = self.start(str(path), options, model=model, name=stored.name)
+                    for segment in run:
+                        if on_segment is not None:
+                            on_segment(segment, run)
+                    transcript = run.result()
         finally:
             self._slots.release()
         keep = self.settings.audio_retention != "delete"
@@ -177,6 +180,17 @@ class Tingji:
         if not keep:
             self.audio_store.delete([stored.file])
         return Saved(transcript, entry_id)
+
+    @contextmanager
+    def _in_use(self) -> Iterator[None]:
+        """Mark a recognition as holding a model, so that release_memory leaves it loaded."""
+        with self._count_lock:
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._count_lock:
+                self._active -= 1
 
     def queue_length(self) -> int:
         with self._count_lock:
@@ -380,13 +394,14 @@ class Tingji:
         model: str,
         progress: Callable[[float, float | None], bool],
     ) -> Transcript:
-        run = self.start(str(path), options, model=model, name=path.name)
-        if not progress(0.0, run.duration):
-            raise JobCancelled
-        for _ in run:
-            if not progress(run.position, run.duration):
+        with self._in_use():
+            run = self.start(str(path), options, model=model, name=path.name)
+            if not progress(0.0, run.duration):
                 raise JobCancelled
-        return run.result()
+            for _ in run:
+                if not progress(run.position, run.duration):
+                    raise JobCancelled
+            return run.result()
 
     def _after_job_file(self, job_id: str) -> None:
         if self.settings.audio_retention != "delete":
@@ -419,9 +434,10 @@ class Tingji:
         return system_info()
 
     def release_memory(self) -> MemoryReport:
-        """Unload every model and return memory before and after."""
+        """Unload the models when no recognition is using them; memory before and after."""
         before = system_info()
-        unloaded = self.models.unload()
+        with self._count_lock:  # a run starting now waits, then loads the model again
+            unloaded = [] if self._active else self.models.unload()
         after = system_info()
         return MemoryReport(
             unloaded=unloaded,

@@ -17,6 +17,9 @@ from tingji.engine.vad import SAMPLE_RATE, SpeechSpan
 
 MAX_GAP_SECONDS = 0.6
 """Longest pause kept between two packed spans; longer ones are shortened to this."""
+BREAK_PAUSE_SECONDS = 1.0
+"""A longer pause starts a new window: it tends to mark a new speaker or topic, and Whisper
+skips whole utterances when unrelated speech is packed together."""
 
 
 @dataclass(frozen=True)
@@ -50,9 +53,16 @@ class Window:
         gap = span.start - (last.original + last.length)
         return max(0, min(gap, int(MAX_GAP_SECONDS * SAMPLE_RATE)))
 
-    def fits(self, span: SpeechSpan, max_samples: int) -> bool:
+    def fits(
+        self, span: SpeechSpan, max_samples: int, max_pause: float = BREAK_PAUSE_SECONDS
+    ) -> bool:
+        """Whether ``span`` joins this window: it must fit, and follow within ``max_pause``."""
+        if not self.parts:
+            return True
+        last = self.parts[-1]
+        pause = (span.start - (last.original + last.length)) / SAMPLE_RATE
         size = self.length + self.gap_before(span) + (span.end - span.start)
-        return not self.parts or size <= max_samples
+        return size <= max_samples and pause <= max_pause
 
     def add(self, span: SpeechSpan, clip: np.ndarray) -> None:
         self.length += self.gap_before(span)

@@ -17,7 +17,7 @@ import numpy as np
 
 from tingji import audio
 from tingji.engine import text as textproc
-from tingji.engine.backend import Backend, DecodeOptions, Piece
+from tingji.engine.backend import Backend, Decoded, DecodeOptions, Piece
 from tingji.engine.hotwords import HotwordIndex
 from tingji.engine.packing import Window
 from tingji.engine.vad import SAMPLE_RATE, WINDOW, SileroProbabilities, SpeechSegmenter, SpeechSpan
@@ -233,13 +233,23 @@ class Transcription:
             first = self._script_for_matching(" ".join(p.text for p in decoded.pieces))
             hints = index.select_hints(first, limit=HINT_PER_SEGMENT)
             if hints:
-                decoded = self.backend.decode(clip, replace(options, hint=self._hint(hints)))
+                second = self.backend.decode(clip, replace(options, hint=self._hint(hints)))
+                if self._terms_found(second) >= self._terms_found(decoded):
+                    decoded = second
         timed = []
         for piece in decoded.pieces:
             start = window.to_original(piece.start, is_end=False)
             end = max(start, window.to_original(piece.end, is_end=True))
             timed.append((start, end, piece))
         return timed
+
+    def _terms_found(self, decoded: Decoded) -> int:
+        """How many glossary terms a pass has, after correction: the hinted pass is kept
+        unless it lost terms the plain pass already had."""
+        assert self._hotwords is not None
+        text = self._script_for_matching("".join(p.text for p in decoded.pieces))
+        corrected, _ = self._hotwords.correct(text)
+        return sum(term in corrected for term in self._hotwords.terms)
 
     def _hint(self, terms: Sequence[str]) -> str | None:
         """The hint for this language: Chinese terms mean nothing to English speech."""

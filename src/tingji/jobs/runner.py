@@ -90,7 +90,9 @@ class JobRunner:
         if live is not None and live.job_id == job_id:
             for f in job.files:
                 if f.id == live.file_id and f.status == "running":
-                    f.done_seconds, f.duration = live.done, live.total
+                    f.done_seconds = live.done
+                    if live.total is not None:  # unknown until the file is opened
+                        f.duration = live.total
                     job.current_file = f.name
         job.eta = _eta(job)
         return job

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
@@ -123,8 +124,13 @@ def export_entry(service: Service, entry_id: int, format: str = "txt") -> PlainT
         raise OptionError(f"format must be one of {', '.join(FORMATS)}")
     entry = service.get_entry(entry_id)
     stem = entry.name.rsplit(".", 1)[0] or "transcript"
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stem)
+    # header values are latin-1: an ASCII fallback name, and the real one per RFC 6266
+    safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_.") else "_" for ch in stem)
+    disposition = (
+        f'attachment; filename="{safe}.{format}"; '
+        f"filename*=UTF-8''{quote(stem, safe='')}.{format}"
+    )
     return PlainTextResponse(
         render(entry_transcript(entry), format),
-        headers={"Content-Disposition": f'attachment; filename="{safe}.{format}"'},
+        headers={"Content-Disposition": disposition},
     )
