@@ -316,6 +316,7 @@ class Tingji:
     def cancel_job(self, job_id: str) -> JobStatus:
         if not self.runner.cancel(job_id):
             raise NotFoundError(f"no job {job_id}")
+        self._after_job_file(job_id)
         return self.job(job_id)
 
     def job_csv(self, job_id: str) -> str:

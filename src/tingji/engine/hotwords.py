@@ -77,7 +77,7 @@ from pypinyin.constants import PHRASES_DICT
 
 DEFAULT_CORRECT_THRESHOLD = 0.85
 """Minimum similarity (0–1) for :func:`correct` to replace a window."""
-DEFAULT_HINT_THRESHOLD = 0.7
+DEFAULT_HINT_THRESHOLD = 0.6
 """Minimum similarity (0–1) for :func:`select_hints` to offer a term."""
 
 _SHORT_TERM_MAX_COST = 0.3
@@ -290,7 +290,7 @@ class HotwordIndex:
     ) -> list[str]:
         """Up to ``limit`` terms that occur in ``text`` exactly or pinyin-near, best first.
 
-        Looser than :meth:`correct` (threshold 0.7; no word rules; 3+ character terms need no
+        Looser than :meth:`correct` (threshold 0.6; no word rules; 3+ character terms need no
         shared character; digits read as numerals): the second decode, not this function,
         decides whether the term was said. Exact occurrences rank first at equal similarity,
         then longer terms, then glossary order.

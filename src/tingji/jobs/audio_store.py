@@ -78,7 +78,7 @@ class AudioStore:
                     size += len(block)
                     if size > self.max_bytes:
                         raise TooLargeError(
-                            f"the file is larger than the {self.max_bytes / 2**20:.0f} MiB limit",
+                            f"the file is larger than the {self.max_bytes / 2**20:.3g} MiB limit",
                             source=name,
                         )
                     out.write(block)

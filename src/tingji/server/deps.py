@@ -45,7 +45,7 @@ def check_length(request: Request) -> None:
     files = service.settings.max_job_files if request.url.path.startswith("/api/jobs") else 1
     if length and length.isdigit() and int(length) > limit * files + (1 << 20):
         raise TooLargeError(
-            f"the request is larger than the upload limit ({limit / 2**20:.0f} MiB)"
+            f"the request is larger than the upload limit ({limit / 2**20:.3g} MiB)"
         )
 
 

@@ -28,7 +28,7 @@ def transcript_view(
         "processing_time": round(transcript.processing_time, 3),
         "real_time_factor": round(transcript.real_time_factor, 4),
         "speed": round(transcript.speed, 2),
-        "model": asdict(transcript.model),
+        "model": {k: v for k, v in asdict(transcript.model).items() if k != "path"},
         "segments": [asdict(s) for s in transcript.segments],
         "replacements": [asdict(r) for r in transcript.replacements],
     }
