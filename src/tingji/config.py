@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     api_keys: list[str] = Field(default_factory=list)
     """Keys accepted as ``Authorization: Bearer KEY`` or ``X-API-Key``; empty = no auth.
     Environment: a JSON list, ``TINGJI_API_KEYS='["k1","k2"]'``."""
+    ui_username: str = "admin"
+    """User name of the web UI login (asked for only when a password or API key is set).
+    Default ``admin``."""
+    ui_password: str | None = None
+    """Password of the web UI; unset means any API key logs in, and with no keys either the UI
+    asks for no login. Default unset."""
     max_upload_mb: float = Field(default=500.0, gt=0)
     """Largest accepted upload, in MiB. Default 500."""
     max_job_files: int = Field(default=50, ge=1)
@@ -85,6 +91,17 @@ class Settings(BaseSettings):
     """Recognitions run at once for API requests. Default 1 (one model per device)."""
     max_queue: int = Field(default=8, ge=0)
     """Requests allowed to wait for a worker; beyond that the API answers 503. Default 8."""
+    stream_max_seconds: float = Field(default=3600.0, gt=0)
+    """Longest live (WebSocket) stream, in seconds of audio; it is then ended. Default 3600."""
+    stream_max_sessions: int = Field(default=8, ge=1)
+    """Live streams served at once; more are refused as busy. Default 8."""
+    stream_idle_s: float = Field(default=60.0, gt=0)
+    """A live connection that sends nothing for this long is closed, in seconds. Default 60."""
+    stream_min_silence_ms: int = Field(default=400, ge=100)
+    """In live recognition, a pause this long ends a sentence, in milliseconds (files use
+    ``vad.min_silence_ms``). Default 400."""
+    stream_partial_interval_s: float = Field(default=0.7, gt=0)
+    """Seconds of audio between two partial decodes of a live utterance. Default 0.7."""
     audio_retention: str = "keep"
     """Uploaded audio: ``keep``, ``delete`` (after recognition) or ``<N>d`` (keep N days)."""
 

@@ -1,4 +1,4 @@
-"""``create_app(settings)``: the FastAPI application (API now, web UI mounted at ``/`` later)."""
+"""``create_app(settings)``: the FastAPI application: the API, and the web UI mounted at ``/``."""
 
 from __future__ import annotations
 
@@ -6,20 +6,24 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Match
 
 from tingji import __version__
 from tingji.config import Settings
 from tingji.server import errors
 from tingji.server.deps import require_key
-from tingji.server.routes import history, jobs, openai, system, transcriptions
+from tingji.server.routes import history, jobs, openai, streaming, system, transcriptions
 from tingji.service import Tingji
 
 log = logging.getLogger("tingji.server")
 
 
-def create_app(settings: Settings | None = None, service: Tingji | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, service: Tingji | None = None, *, ui: bool = True
+) -> FastAPI:
+    """The API at ``/api``, ``/v1``, ``/docs`` and ``/healthz``; the web UI at ``/`` (``ui``)."""
     settings = settings or Settings()
     service = service or Tingji(settings)
 
@@ -49,4 +53,30 @@ def create_app(settings: Settings | None = None, service: Tingji | None = None) 
     ):
         app.include_router(router, dependencies=protected)
     app.include_router(system.health)
+    app.include_router(streaming.router)  # WebSocket at "/" and "/ws/asr"; checks keys itself
+    for prefix in ("/api", "/v1"):  # JSON errors there, not the web UI's 404 page
+        app.add_api_route(
+            prefix + "/{rest:path}",
+            _no_such_endpoint,
+            methods=list(_METHODS),
+            include_in_schema=False,
+        )
+    if ui:
+        from tingji.ui import mount
+
+        mount(app, service)  # at "/", after the API routes so that those keep precedence
     return app
+
+
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+async def _no_such_endpoint(request: Request) -> None:
+    """404 (or 405 when the path exists for another method) in the API's own error shape."""
+    for route in request.app.router.routes:
+        if getattr(route, "endpoint", None) is _no_such_endpoint:
+            continue
+        match, _ = route.matches(request.scope)
+        if match == Match.PARTIAL:
+            raise HTTPException(405, "Method Not Allowed")
+    raise HTTPException(404, f"no endpoint {request.url.path}")

@@ -1,0 +1,114 @@
+"""The Gradio Blocks of the workstation and their mounting at ``/`` of the FastAPI app."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from typing import Any
+
+import gradio as gr
+from fastapi import FastAPI
+
+from tingji.config import Settings
+from tingji.service import Tingji
+from tingji.ui import batch, history, hotwords, live, single, system
+from tingji.ui.common import Scratch
+from tingji.ui.i18n import DEFAULT_LANG, T, Translator, lang_of, t
+from tingji.ui.page import Page
+from tingji.ui.style import CSS, theme
+
+
+def build(service: Tingji) -> gr.Blocks:
+    """The whole page: a header with the language switch, then one tab per task."""
+    tr = Translator()
+    with gr.Blocks(
+        title=t("app.title"),
+        analytics_enabled=False,
+        fill_width=True,
+        delete_cache=(3600, 6 * 3600),
+    ) as blocks:
+        page = Page(service, tr, gr.State(DEFAULT_LANG), Scratch())
+        with gr.Row(elem_id="tj-header", equal_height=True):
+            with gr.Column(scale=4, min_width=240):
+                title = gr.Markdown(_title(DEFAULT_LANG), elem_id="tj-title")
+            switch = tr(
+                gr.Radio,
+                choices=[("中文", "zh"), ("English", "en")],
+                value=DEFAULT_LANG,
+                label=T("app.lang"),
+                show_label=False,
+                container=False,
+                scale=1,
+                min_width=230,
+                elem_id="tj-lang",
+            )
+        with gr.Tabs(elem_id="tj-tabs"):
+            single.build(page)
+            batch.build(page)
+            live.build(page)
+            history.build(page)
+            hotwords.build(page)
+            system.build(page)
+
+        outputs = [page.lang, title, *tr.components]
+        tables = tr.tables
+
+        def relabel(lang: str, table_values: tuple[Any, ...]) -> list[Any]:
+            return [lang, _title(lang), *tr.updates(lang, table_values)]
+
+        def on_open(request: gr.Request, *table_values: Any) -> list[Any]:
+            return relabel(lang_of(request.query_params.get("lang")), table_values)
+
+        def on_switch(choice: str, *table_values: Any) -> list[Any]:
+            return relabel(lang_of(choice), table_values)
+
+        opened = blocks.load(on_open, inputs=tables, outputs=outputs, show_progress="hidden")
+        opened = opened.then(lambda lang: lang, inputs=page.lang, outputs=switch)
+        switched = switch.input(
+            on_switch, inputs=[switch, *tables], outputs=outputs, show_progress="hidden"
+        )
+        for handler, inputs, outs in page.on_load:
+            opened.then(handler, inputs=inputs, outputs=outs, show_progress="hidden")
+            switched.then(handler, inputs=inputs, outputs=outs, show_progress="hidden")
+    return blocks
+
+
+def _title(lang: str) -> str:
+    return f"## {t('app.title', lang)}\n{t('app.subtitle', lang)}"
+
+
+def login_check(settings: Settings) -> Callable[[str, str], bool] | None:
+    """The login rule: the UI password, else any API key; none when neither is set."""
+    secrets = [settings.ui_password] if settings.ui_password else list(settings.api_keys)
+    if not secrets:
+        return None
+
+    def check(username: str, password: str) -> bool:
+        user_ok = hmac.compare_digest(username.encode(), settings.ui_username.encode())
+        pass_ok = any(hmac.compare_digest(password.encode(), s.encode()) for s in secrets)
+        return user_ok and pass_ok
+
+    return check
+
+
+def mount(app: FastAPI, service: Tingji) -> FastAPI:
+    """Mount the web UI at ``/`` (after the API routes, which keep precedence)."""
+    settings = service.settings
+    blocks = build(service)
+    return gr.mount_gradio_app(
+        app,
+        blocks,
+        path="/",
+        auth=login_check(settings),
+        auth_message=t("app.title"),
+        footer_links=[],
+        max_file_size=int(settings.max_upload_mb * 2**20),
+        allowed_paths=[str(settings.audio_dir)],
+        show_error=True,
+        ssr_mode=False,
+        mcp_server=False,
+        enable_monitoring=False,
+        pwa=False,
+        theme=theme(),
+        css=CSS,
+    )

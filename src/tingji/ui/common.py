@@ -1,0 +1,218 @@
+"""Pieces shared by the tabs: the options panel, errors as messages, formatting, scratch files."""
+
+from __future__ import annotations
+
+import atexit
+import html
+import logging
+import re
+import shutil
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from tingji.engine.hotwords import parse_hotwords
+from tingji.errors import NotFoundError, TingjiError
+from tingji.jobs.audio_store import StoredAudio
+from tingji.service import Tingji
+from tingji.types import TranscribeOptions
+from tingji.ui.i18n import Lazy, T, Translator, language_choices, t
+
+log = logging.getLogger("tingji.ui")
+
+SCRIPTS = ("simplified", "traditional", "original")
+
+
+def message(exc: BaseException, lang: str, name: str | None = None) -> str:
+    """One readable line for an error (which file, what went wrong), never a traceback."""
+    if isinstance(exc, TingjiError):
+        text = str(exc)
+        if name and not exc.source:
+            text = t("err.file", lang, name=name, error=text)
+        return text
+    log.exception("unexpected error in the web UI")
+    return t("err.unexpected", lang, kind=type(exc).__name__)
+
+
+def status_line(text: str, kind: str = "info") -> str:
+    """A status note for a Markdown component: ``info``, ``ok`` or ``error`` (colour-coded)."""
+    return f'<div class="tj-status tj-{kind}">{html.escape(text)}</div>'
+
+
+def kv_table(rows: list[tuple[str, str]], elem: str = "tj-kv") -> str:
+    """Label/value rows as an HTML table (values are plain text)."""
+    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    return f'<table class="{elem}">{body}</table>'
+
+
+def grid_table(header: list[str], rows: list[list[str]]) -> str:
+    """A small HTML table with a header row (cells are plain text)."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
+    )
+    return f'<table class="tj-grid"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+# -- options ---------------------------------------------------------------------------------
+@dataclass
+class OptionInputs:
+    """The recognition options offered in the single-file, batch and live tabs."""
+
+    language: gr.Dropdown
+    hotwords: gr.Textbox
+    hotword_list: gr.Dropdown
+    itn: gr.Checkbox
+    script: gr.Radio
+    model: gr.Dropdown
+
+    def all(self) -> list[Any]:
+        return [self.language, self.hotwords, self.hotword_list, self.itn, self.script, self.model]
+
+
+def hotword_list_choices(service: Tingji, lang: str) -> list[tuple[str, str]]:
+    return [(t("opt.no_list", lang), "")] + [(n, n) for n in service.history.hotword_lists()]
+
+
+def script_choices(lang: str) -> list[tuple[str, str]]:
+    return [(t(f"opt.{s}", lang), s) for s in SCRIPTS]
+
+
+def option_inputs(service: Tingji, tr: Translator, *, hotwords: bool = True) -> OptionInputs:
+    """The options panel (inside the caller's layout); defaults come from the settings."""
+    defaults = service.options()
+    language = tr(
+        gr.Dropdown,
+        label=T("opt.language"),
+        choices=Lazy(language_choices),
+        value=defaults.language or "",
+        allow_custom_value=True,
+        filterable=True,
+    )
+    hotword_text = tr(
+        gr.Textbox,
+        label=T("opt.hotwords"),
+        placeholder=T("opt.hotwords.placeholder"),
+        lines=2,
+        max_lines=6,
+        visible=hotwords,
+    )
+    hotword_list = tr(
+        gr.Dropdown,
+        label=T("opt.hotword_list"),
+        choices=Lazy(lambda lang: hotword_list_choices(service, lang)),
+        value="",
+        visible=hotwords,
+    )
+    script = tr(
+        gr.Radio, label=T("opt.script"), choices=Lazy(script_choices), value=defaults.script
+    )
+    itn = tr(gr.Checkbox, label=T("opt.itn"), value=defaults.itn)
+    models = service.offered_models()
+    model = tr(gr.Dropdown, label=T("opt.model"), choices=models, value=models[0])
+    return OptionInputs(language, hotword_text, hotword_list, itn, script, model)
+
+
+def build_options(
+    service: Tingji,
+    language: str | None,
+    hotwords: str | None,
+    hotword_list: str | None,
+    itn: bool,
+    script: str,
+    model: str | None,
+) -> tuple[TranscribeOptions, str]:
+    """The service's options and checked model name from the panel's values."""
+    terms = parse_hotwords(hotwords or "")
+    if hotword_list:
+        lists = service.history.hotword_lists()
+        if hotword_list not in lists:
+            raise NotFoundError(f"no hotword list named '{hotword_list}'")
+        terms = list(dict.fromkeys([*lists[hotword_list], *terms]))
+    code = (language or "").strip().lower()
+    base = service.options()
+    options = replace(
+        base,
+        language=None if code in ("", "auto") else code,
+        hotwords=tuple(terms),
+        itn=bool(itn),
+        script=script if script in SCRIPTS else base.script,  # type: ignore[arg-type]
+    )
+    return options, service.check_model(model)
+
+
+def store(service: Tingji, path: str | Path, name: str | None = None) -> StoredAudio:
+    """Copy a file Gradio received into the audio store (the client's name kept for display)."""
+    path = Path(path)
+    with path.open("rb") as stream:
+        return service.save_upload(stream, name or path.name)
+
+
+# -- formatting ------------------------------------------------------------------------------
+def clock(seconds: float | None, *, fraction: bool = True) -> str:
+    """``1:02:03.4`` / ``02:03.4`` (or without the tenth)."""
+    if seconds is None:
+        return "–"
+    tenths = round(max(seconds, 0.0) * 10)
+    whole, tenth = divmod(tenths, 10)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+    return f"{text}.{tenth}" if fraction else text
+
+
+def date_time(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
+
+
+def highlight(text: str, terms: list[str] | tuple[str, ...]) -> str:
+    """``text`` as HTML with each hotword in a ``<mark>``."""
+    words = sorted({w for w in terms if w.strip()}, key=len, reverse=True)
+    if not words or not text:
+        return html.escape(text)
+    pattern = re.compile("|".join(re.escape(w) for w in words), re.IGNORECASE)
+    out: list[str] = []
+    last = 0
+    for found in pattern.finditer(text):
+        out.append(html.escape(text[last : found.start()]))
+        out.append(f"<mark>{html.escape(found.group())}</mark>")
+        last = found.end()
+    out.append(html.escape(text[last:]))
+    return "".join(out)
+
+
+def text_box(inner_html: str, elem: str = "tj-text") -> str:
+    return f'<div class="{elem}">{inner_html}</div>'
+
+
+# -- scratch files for downloads -------------------------------------------------------------
+class Scratch:
+    """A private temporary directory for files offered as downloads; old ones are pruned."""
+
+    def __init__(self, max_age_s: float = 6 * 3600) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="tingji-ui-"))
+        self.max_age_s = max_age_s
+        atexit.register(self.cleanup)
+
+    def new_dir(self) -> Path:
+        cutoff = time.time() - self.max_age_s
+        for old in self.root.iterdir():
+            if old.is_dir() and old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        target = self.root / uuid.uuid4().hex[:12]
+        target.mkdir()
+        return target
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def safe_stem(name: str) -> str:
+    stem = Path(name.replace("\\", "/")).stem
+    stem = re.sub(r"[^\w.\-\u3400-\u9fff]+", "_", stem).strip("._")
+    return stem[:80] or "audio"

@@ -1,0 +1,263 @@
+"""Tab 4, 识别历史 / History: search, filter, page, open an entry, delete it, export CSV."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+import gradio as gr
+
+from tingji.errors import OptionError, TingjiError
+from tingji.ui.common import clock, date_time, message, status_line
+from tingji.ui.i18n import Lazy, T, language_choices, language_name, t
+from tingji.ui.page import Page
+from tingji.ui.single import segment_rows, segments_table
+
+PAGE_SIZE = 10
+EXCERPT = 60
+
+
+def day_start(value: str | None, *, next_day: bool = False) -> float | None:
+    """A ``YYYY-MM-DD`` date picked in the page as local midnight (of the next day for "until")."""
+    if not value or not value.strip():
+        return None
+    try:
+        day = dt.datetime.fromisoformat(value.strip()[:10])
+    except ValueError as exc:
+        raise OptionError(f"'{value}' is not a date like 2025-03-01") from exc
+    if next_day:
+        day += dt.timedelta(days=1)
+    return day.timestamp()
+
+
+def history_languages(lang: str) -> list[tuple[str, str]]:
+    return language_choices(lang, auto_key="hist.all")
+
+
+def build(page: Page) -> None:
+    tr = page.tr
+    service = page.service
+    with tr(gr.Tab, label=T("tab.history"), id="history") as tab:
+        page_no = gr.State(1)
+        selected = gr.State(0)
+        with gr.Row(equal_height=True):
+            query = tr(
+                gr.Textbox,
+                label=T("hist.query"),
+                placeholder=T("hist.query.placeholder"),
+                scale=2,
+                min_width=220,
+                elem_id="tj-hist-query",
+            )
+            language = tr(
+                gr.Dropdown,
+                label=T("hist.language"),
+                choices=Lazy(history_languages),
+                value="",
+                allow_custom_value=True,
+                scale=1,
+                min_width=130,
+            )
+            since = tr(
+                gr.DateTime,
+                label=T("hist.since"),
+                include_time=False,
+                type="string",
+                scale=1,
+                min_width=210,
+            )
+            until = tr(
+                gr.DateTime,
+                label=T("hist.until"),
+                include_time=False,
+                type="string",
+                scale=1,
+                min_width=210,
+            )
+        with gr.Row():
+            search = tr(
+                gr.Button, value=T("hist.search"), variant="primary", elem_id="tj-hist-search"
+            )
+            export = tr(gr.Button, value=T("hist.export"), elem_id="tj-hist-export")
+        status = gr.Markdown(elem_id="tj-hist-status")
+        export_file = gr.File(visible="hidden", interactive=False, show_label=False, height=60)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=300):
+                table = tr(
+                    gr.Dataframe,
+                    label=T("hist.entries"),
+                    headers=T("col.id", "col.time", "col.file", "col.text"),
+                    value=[],
+                    datatype=["str"] * 4,
+                    column_widths=["9%", "21%", "26%", "44%"],
+                    interactive=False,
+                    wrap=True,
+                    max_height=480,
+                    elem_id="tj-hist-table",
+                )
+                with gr.Row(equal_height=True):
+                    prev = tr(gr.Button, value=T("hist.prev"), size="sm", min_width=80)
+                    pager = gr.Markdown(elem_id="tj-hist-pager")
+                    nxt = tr(gr.Button, value=T("hist.next"), size="sm", min_width=80)
+            with gr.Column(scale=2, min_width=300):
+                entry_info = tr(gr.Markdown, value=T("hist.none"), elem_id="tj-hist-entry")
+                player = tr(gr.Audio, label=T("hist.audio"), type="filepath", interactive=False)
+                entry_segments = segments_table(page)
+                delete = tr(
+                    gr.Button,
+                    value=T("hist.delete"),
+                    variant="stop",
+                    interactive=False,
+                    elem_id="tj-hist-delete",
+                )
+                with gr.Column(visible=False, elem_id="tj-confirm") as confirm_box:
+                    confirm_text = gr.Markdown()
+                    with gr.Row():
+                        yes = tr(
+                            gr.Button,
+                            value=T("hist.confirm_yes"),
+                            variant="stop",
+                            elem_id="tj-hist-confirm",
+                        )
+                        no = tr(gr.Button, value=T("hist.confirm_no"))
+    filters = [query, language, since, until]
+
+    def run_search(fields: list[Any], number: int, lang: str) -> tuple[Any, ...]:
+        """One page of entries for the filter values ``fields`` (query, language, from, to)."""
+        text, code, start, end = fields
+        try:
+            found, total = service.history.search(
+                text or "",
+                language=(code or "").strip() or None,
+                since=day_start(start),
+                until=day_start(end, next_day=True),
+                offset=(max(number, 1) - 1) * PAGE_SIZE,
+                limit=PAGE_SIZE,
+            )
+        except TingjiError as exc:
+            return [], "", number, status_line(message(exc, lang), "error")
+        pages = max(1, math.ceil(total / PAGE_SIZE))
+        if number > pages and total:
+            return run_search(fields, pages, lang)
+        rows = [
+            [
+                str(e.id),
+                date_time(e.created_at),
+                e.name,
+                e.text if len(e.text) <= EXCERPT else e.text[:EXCERPT] + "…",
+            ]
+            for e in found
+        ]
+        info = t("hist.page", lang, page=number, pages=pages, total=total)
+        return rows, info, number, ""
+
+    search_outputs = [table, pager, page_no, status]
+
+    def first_page(*values: Any) -> tuple[Any, ...]:
+        *fields, lang = values
+        return run_search(fields, 1, lang)
+
+    def turn(step: int) -> Any:
+        def handler(*values: Any) -> tuple[Any, ...]:
+            *fields, number, lang = values
+            return run_search(fields, max(1, number + step), lang)
+
+        return handler
+
+    def refresh(*values: Any) -> tuple[Any, ...]:
+        *fields, number, lang = values
+        return run_search(fields, number, lang)
+
+    def open_entry(lang: str, evt: gr.SelectData) -> tuple[Any, ...]:
+        row = evt.row_value or []
+        try:
+            entry = service.get_entry(int(row[0]))
+            audio = service.entry_audio(entry.id)
+        except (TingjiError, ValueError, IndexError) as exc:
+            return 0, status_line(message(exc, lang), "error"), None, [], gr.update(), _hide()
+        lines = [
+            f"### {entry.name}",
+            f"{date_time(entry.created_at)} · {language_name(entry.language, lang)} · "
+            f"{clock(entry.duration)} · {entry.model} ({entry.device})",
+        ]
+        if audio is None:
+            lines.append(t("hist.no_audio", lang))
+        return (
+            entry.id,
+            "\n\n".join(lines),
+            str(audio) if audio else None,
+            segment_rows(entry.segments),
+            gr.update(interactive=True),
+            _hide(),
+        )
+
+    def ask(entry_id: int, lang: str) -> tuple[Any, ...]:
+        if not entry_id:
+            return gr.update(), ""
+        try:
+            name = service.get_entry(entry_id).name
+        except TingjiError as exc:
+            return gr.update(), status_line(message(exc, lang), "error")
+        return gr.update(visible=True), status_line(t("hist.confirm", lang, name=name))
+
+    def remove(entry_id: int, *values: Any) -> tuple[Any, ...]:
+        *fields, number, lang = values
+        note = ""
+        try:
+            name = service.get_entry(entry_id).name
+            service.delete_entries([entry_id])
+            note = status_line(t("hist.deleted", lang, name=name), "ok")
+        except TingjiError as exc:
+            note = status_line(message(exc, lang), "error")
+        rows, info, number, problem = run_search(fields, number, lang)
+        return (
+            0,
+            t("hist.none", lang),
+            None,
+            [],
+            gr.update(interactive=False),
+            _hide(),
+            rows,
+            info,
+            number,
+            problem or note,
+        )
+
+    def export_csv(*values: Any) -> tuple[Any, ...]:
+        text, code, start, end, lang = values
+        try:
+            filters_kw = {
+                "language": (code or "").strip() or None,
+                "since": day_start(start),
+                "until": day_start(end, next_day=True),
+            }
+            target = page.scratch.new_dir() / "tingji-history.csv"
+            with target.open("w", encoding="utf-8-sig", newline="") as out:
+                for chunk in service.history_csv(text or "", **filters_kw):
+                    out.write(chunk)
+        except TingjiError as exc:
+            return gr.update(visible="hidden"), status_line(message(exc, lang), "error")
+        return gr.update(value=str(target), visible=True), ""
+
+    detail_outputs = [selected, entry_info, player, entry_segments, delete, confirm_box]
+    search.click(first_page, inputs=[*filters, page.lang], outputs=search_outputs)
+    query.submit(first_page, inputs=[*filters, page.lang], outputs=search_outputs)
+    prev.click(turn(-1), inputs=[*filters, page_no, page.lang], outputs=search_outputs)
+    nxt.click(turn(+1), inputs=[*filters, page_no, page.lang], outputs=search_outputs)
+    tab.select(refresh, inputs=[*filters, page_no, page.lang], outputs=search_outputs)
+    table.select(open_entry, inputs=[page.lang], outputs=detail_outputs)
+    delete.click(ask, inputs=[selected, page.lang], outputs=[confirm_box, confirm_text])
+    no.click(_hide, outputs=[confirm_box])
+    yes.click(
+        remove,
+        inputs=[selected, *filters, page_no, page.lang],
+        outputs=[*detail_outputs, *search_outputs],
+    )
+    export.click(export_csv, inputs=[*filters, page.lang], outputs=[export_file, status])
+    page.on_load.append((refresh, [*filters, page_no, page.lang], search_outputs))
+
+
+def _hide() -> dict[str, Any]:
+    """Hide the delete confirmation."""
+    return gr.update(visible=False)

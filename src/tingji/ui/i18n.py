@@ -1,0 +1,315 @@
+"""Chinese (default) and English texts of the web UI, and the registry that relabels the page.
+
+Every visible text has a key in :data:`TEXTS`. Components are built through a
+:class:`Translator`, which creates them with the Chinese texts and remembers which keyword
+holds which key, so that one event can switch the whole page to English (the in-page switch
+or ``?lang=en``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import gradio as gr
+
+LANGS = ("zh", "en")
+DEFAULT_LANG = "zh"
+
+TEXTS: dict[str, tuple[str, str]] = {
+    # page
+    "app.title": ("听记 · 离线语音转写", "Tingji · offline speech to text"),
+    "app.subtitle": (
+        "本机识别，音频不离开这台机器。",
+        "Recognised on this machine; no audio leaves it.",
+    ),
+    "app.lang": ("界面语言", "Language"),
+    "tab.single": ("单文件识别", "Single file"),
+    "tab.batch": ("批量处理", "Batch"),
+    "tab.live": ("实时录音", "Live"),
+    "tab.history": ("识别历史", "History"),
+    "tab.hotwords": ("热词", "Hotwords"),
+    "tab.system": ("系统", "System"),
+    # shared options
+    "opt.title": ("识别选项", "Options"),
+    "opt.language": ("语言", "Language"),
+    "opt.auto": ("自动检测", "Detect"),
+    "opt.hotwords": ("热词", "Hotwords"),
+    "opt.hotwords.placeholder": (
+        "用逗号或换行分隔，如：达摩院，语音识别",
+        "comma or newline separated, e.g. DAMO Academy, speech",
+    ),
+    "opt.hotword_list": ("热词表", "Hotword list"),
+    "opt.no_list": ("（不用）", "(none)"),
+    "opt.itn": ("数字规整（ITN）", "Normalise numbers (ITN)"),
+    "opt.script": ("中文字形", "Chinese script"),
+    "opt.simplified": ("简体", "Simplified"),
+    "opt.traditional": ("繁体", "Traditional"),
+    "opt.original": ("保持原样", "As recognised"),
+    "opt.model": ("模型", "Model"),
+    # single file
+    "single.file": ("音频或视频文件（可拖放）", "Audio or video file (drop here)"),
+    "single.record": ("或者录一段", "Or record a clip"),
+    "single.run": ("开始识别", "Transcribe"),
+    "single.text": ("识别结果", "Text"),
+    "single.copy": ("复制", "Copy"),
+    "single.segments": ("分段", "Segments"),
+    "single.downloads": ("下载", "Downloads"),
+    "single.no_input": ("请先选择文件或录一段音。", "Choose a file or record a clip first."),
+    "single.working": (
+        "识别中 {done:.0f} / {total:.0f} 秒",
+        "Recognising {done:.0f} / {total:.0f} s",
+    ),
+    "single.saving": ("正在保存上传……", "Saving the upload…"),
+    "single.done": ("完成：{name}（已存入识别历史）", "Done: {name} (saved to History)"),
+    "col.start": ("开始", "Start"),
+    "col.end": ("结束", "End"),
+    "col.text": ("文本", "Text"),
+    # details
+    "det.file": ("文件", "File"),
+    "det.language": ("语言", "Language"),
+    "det.duration": ("音频时长", "Duration"),
+    "det.processing": ("处理时间", "Processing time"),
+    "det.speed": ("速度", "Speed"),
+    "det.speed.value": ("{speed:.1f} 倍实时", "{speed:.1f}× real time"),
+    "det.device": ("设备", "Device"),
+    "det.model": ("模型", "Model"),
+    "det.replacements": ("热词纠正", "Hotword corrections"),
+    # batch
+    "batch.files": ("多个文件（可拖放）", "Files (drop several here)"),
+    "batch.run": ("开始批量识别", "Start batch"),
+    "batch.cancel": ("取消", "Cancel"),
+    "batch.csv": ("下载 CSV", "Download CSV"),
+    "batch.zip": ("下载 ZIP", "Download ZIP"),
+    "batch.results": ("结果", "Results"),
+    "batch.no_files": ("请先选择要识别的文件。", "Choose the files to recognise first."),
+    "batch.idle": ("尚未开始。", "Not started."),
+    "batch.queued": ("排队中……", "Queued…"),
+    "batch.current": ("正在识别：{name}", "Now: {name}"),
+    "batch.elapsed": ("已用 {elapsed}", "elapsed {elapsed}"),
+    "batch.left": ("剩余约 {left}", "about {left} left"),
+    "batch.files_done": ("{done} / {total} 个文件", "{done} / {total} files"),
+    "batch.finished": ("全部完成", "Finished"),
+    "batch.cancelled": ("已取消", "Cancelled"),
+    "batch.failed": ("全部失败", "Failed"),
+    "col.file": ("文件", "File"),
+    "col.status": ("状态", "Status"),
+    "col.duration": ("时长", "Duration"),
+    "col.result": ("文本 / 错误", "Text / error"),
+    "status.queued": ("排队", "queued"),
+    "status.running": ("识别中", "running"),
+    "status.done": ("完成", "done"),
+    "status.failed": ("失败", "failed"),
+    "status.cancelled": ("已取消", "cancelled"),
+    # live
+    "live.mic": ("麦克风", "Microphone"),
+    "live.hint": (
+        "点击录音，说完后停止，即自动识别（边说边出字将在后续版本提供）。",
+        "Record, then stop: the clip is recognised (live text comes in a later version).",
+    ),
+    "live.run": ("识别这段录音", "Recognise the recording"),
+    "live.text": ("识别结果", "Text"),
+    "live.name": ("录音 {time}", "Recording {time}"),
+    # history
+    "hist.query": ("搜索", "Search"),
+    "hist.query.placeholder": ("文本或文件名中的任意字词", "any part of the text or file name"),
+    "hist.language": ("语言", "Language"),
+    "hist.all": ("全部", "All"),
+    "hist.since": ("起始日期", "From"),
+    "hist.until": ("截止日期（含）", "To (inclusive)"),
+    "hist.search": ("搜索", "Search"),
+    "hist.prev": ("上一页", "Previous"),
+    "hist.next": ("下一页", "Next"),
+    "hist.page": (
+        "第 {page} / {pages} 页，共 {total} 条",
+        "Page {page} of {pages}, {total} entries",
+    ),
+    "hist.export": ("导出 CSV", "Export CSV"),
+    "hist.entries": ("记录（点击一行查看）", "Entries (click a row to open it)"),
+    "hist.none": ("未选中记录。", "No entry selected."),
+    "hist.audio": ("音频", "Audio"),
+    "hist.no_audio": ("（音频未保留）", "(audio not kept)"),
+    "hist.delete": ("删除", "Delete"),
+    "hist.confirm": (
+        "确定删除「{name}」？此操作无法撤销。",
+        "Delete “{name}”? This cannot be undone.",
+    ),
+    "hist.confirm_yes": ("确认删除", "Yes, delete"),
+    "hist.confirm_no": ("取消", "Keep it"),
+    "hist.deleted": ("已删除「{name}」。", "Deleted “{name}”."),
+    "col.id": ("编号", "ID"),
+    "col.time": ("时间", "Time"),
+    # hotwords
+    "hw.lists": ("已保存的热词表", "Saved lists"),
+    "hw.new": ("（新建）", "(new list)"),
+    "hw.name": ("名称", "Name"),
+    "hw.terms": ("热词（每行一个）", "Terms (one per line)"),
+    "hw.save": ("保存", "Save"),
+    "hw.delete": ("删除此表", "Delete list"),
+    "hw.saved": ("已保存「{name}」，共 {count} 个热词。", "Saved “{name}”: {count} terms."),
+    "hw.deleted": ("已删除「{name}」。", "Deleted “{name}”."),
+    "hw.need_name": ("请填写名称。", "Give the list a name."),
+    "hw.need_terms": ("请至少填写一个热词。", "Enter at least one term."),
+    "hw.missing": ("没有名为「{name}」的热词表。", "No list named “{name}”."),
+    # system
+    "sys.refresh": ("刷新", "Refresh"),
+    "sys.model_title": ("模型与设备", "Model and device"),
+    "sys.model": ("默认模型", "Default model"),
+    "sys.device": ("设备", "Device"),
+    "sys.apply": ("加载并设为默认", "Load and use"),
+    "sys.release": ("释放显存 / 内存", "Release GPU memory"),
+    "sys.loaded": (
+        "已加载「{model}」（{device}，{compute}）。",
+        "Loaded “{model}” ({device}, {compute}).",
+    ),
+    "sys.cpu": ("CPU", "CPU"),
+    "sys.cores": ("{cores} 核", "{cores} cores"),
+    "sys.ram": ("内存", "RAM"),
+    "sys.ram.value": ("可用 {free} / 共 {total} MB", "{free} MB free of {total} MB"),
+    "sys.rss": ("本进程内存", "This process"),
+    "sys.gpu": ("GPU", "GPU"),
+    "sys.no_gpu": ("无（使用 CPU）", "none (CPU only)"),
+    "sys.gpu.value": (
+        "{name}：已用 {used} / 共 {total}",
+        "{name}: {used} of {total} used",
+    ),
+    "sys.active": ("已加载模型", "Loaded model"),
+    "sys.none_loaded": (
+        "尚未加载（首次识别时加载 {model}）",
+        "none yet ({model} loads on first use)",
+    ),
+    "sys.path": ("模型路径", "Model path"),
+    "sys.device_reason": ("设备选择原因", "Why this device"),
+    "sys.queue": ("排队中的识别", "Recognitions waiting"),
+    "sys.versions": ("软件版本", "Versions"),
+    "sys.released": ("释放结果", "Released"),
+    "sys.before": ("释放前", "Before"),
+    "sys.after": ("释放后", "After"),
+    "sys.rel.rss": ("进程内存", "Process memory"),
+    "sys.rel.gpu": ("GPU 已用", "GPU used"),
+    "sys.rel.models": ("卸载的模型", "Models unloaded"),
+    "sys.rel.none": ("（无）", "(none)"),
+    # errors
+    "err.unexpected": (
+        "出现意外错误（{kind}），详情见服务器日志。",
+        "Unexpected error ({kind}); the server log has the details.",
+    ),
+    "err.file": ("{name}：{error}", "{name}: {error}"),
+}
+
+LANGUAGES: tuple[tuple[str, str, str], ...] = (
+    ("zh", "中文", "Chinese"),
+    ("en", "英语", "English"),
+    ("yue", "粤语", "Cantonese"),
+    ("ja", "日语", "Japanese"),
+    ("ko", "韩语", "Korean"),
+    ("fr", "法语", "French"),
+    ("de", "德语", "German"),
+    ("es", "西班牙语", "Spanish"),
+    ("ru", "俄语", "Russian"),
+    ("it", "意大利语", "Italian"),
+    ("pt", "葡萄牙语", "Portuguese"),
+    ("ar", "阿拉伯语", "Arabic"),
+    ("vi", "越南语", "Vietnamese"),
+    ("th", "泰语", "Thai"),
+)
+"""Languages offered in the pickers (code, Chinese name, English name); others can be typed."""
+
+
+def lang_of(value: str | None) -> str:
+    """A page language from a query parameter or the switch; Chinese unless English is asked."""
+    return "en" if (value or "").lower().startswith("en") else DEFAULT_LANG
+
+
+def t(key: str, lang: str = DEFAULT_LANG, **values: Any) -> str:
+    """The text ``key`` in ``lang`` with ``values`` filled in."""
+    zh, en = TEXTS[key]
+    text = en if lang == "en" else zh
+    return text.format(**values) if values else text
+
+
+def language_name(code: str, lang: str) -> str:
+    for known, zh, en in LANGUAGES:
+        if known == code:
+            return f"{en if lang == 'en' else zh} ({code})"
+    return code
+
+
+def language_choices(lang: str, *, auto_key: str = "opt.auto") -> list[tuple[str, str]]:
+    """(label, code) pairs for a language picker; the first one is "detect" / "all" (``""``)."""
+    return [(t(auto_key, lang), "")] + [(language_name(c, lang), c) for c, _, _ in LANGUAGES]
+
+
+class T:
+    """A text key (or several, for a table's headers) standing for a keyword's value."""
+
+    def __init__(self, *keys: str) -> None:
+        self.keys = keys
+
+    def resolve(self, lang: str) -> str | list[str]:
+        texts = [t(k, lang) for k in self.keys]
+        return texts[0] if len(texts) == 1 else texts
+
+
+class Lazy:
+    """A keyword value computed per language (choices with translated labels)."""
+
+    def __init__(self, make: Callable[[str], Any]) -> None:
+        self.make = make
+
+
+C = TypeVar("C", bound=gr.components.Component | gr.blocks.BlockContext)
+
+
+class Translator:
+    """Builds components with Chinese texts and relabels them all when the language changes."""
+
+    def __init__(self) -> None:
+        self.components: list[Any] = []
+        self._fields: list[dict[str, T | Lazy]] = []
+
+    def __call__(self, factory: Callable[..., C], *args: Any, **kwargs: Any) -> C:
+        """``factory(*args, **kwargs)`` with :class:`T` and :class:`Lazy` values resolved."""
+        fields = {k: v for k, v in kwargs.items() if isinstance(v, T | Lazy)}
+        built = {k: _resolve(v, DEFAULT_LANG) for k, v in fields.items()}
+        component = factory(*args, **{**kwargs, **built})
+        self.components.append(component)
+        self._fields.append(fields)
+        return component
+
+    @property
+    def tables(self) -> list[gr.Dataframe]:
+        """The registered tables, whose rows the relabel event needs as inputs."""
+        return [c for c in self.components if isinstance(c, gr.Dataframe)]
+
+    def updates(self, lang: str, table_values: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """One ``gr.update`` per registered component, in :attr:`components` order.
+
+        ``table_values`` are the current values of :attr:`tables`: Gradio redraws a table's
+        headers only together with its rows, so they are sent back under the new headers.
+        """
+        values = iter(table_values)
+        updates = []
+        for component, fields in zip(self.components, self._fields, strict=True):
+            update = {k: _resolve(v, lang) for k, v in fields.items()}
+            if isinstance(component, gr.Dataframe):
+                rows = _rows(next(values, None))
+                if "headers" in update:
+                    update["value"] = {"headers": update["headers"], "data": rows}
+            updates.append(gr.update(**update))
+        return updates
+
+
+def _rows(value: Any) -> list[list[Any]]:
+    """A table's rows from the value Gradio passes in (a pandas DataFrame, or rows already)."""
+    if value is None:
+        return []
+    if hasattr(value, "values") and hasattr(value, "columns"):
+        return [list(row) for row in value.values.tolist()]
+    if isinstance(value, dict):
+        return list(value.get("data") or [])
+    return [list(row) for row in value]
+
+
+def _resolve(value: T | Lazy, lang: str) -> Any:
+    return value.resolve(lang) if isinstance(value, T) else value.make(lang)

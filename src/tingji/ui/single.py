@@ -1,0 +1,269 @@
+"""Tab 1, 单文件识别 / Single file: one upload (or recording) in, text, segments and files out."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from tingji.errors import TingjiError
+from tingji.formats import render
+from tingji.jobs.audio_store import EXTENSIONS
+from tingji.service import Saved
+from tingji.types import Segment, TranscribeOptions, Transcript
+from tingji.ui.common import (
+    build_options,
+    clock,
+    highlight,
+    kv_table,
+    message,
+    option_inputs,
+    safe_stem,
+    status_line,
+    store,
+    text_box,
+)
+from tingji.ui.i18n import T, language_name, t
+from tingji.ui.page import Page
+
+DOWNLOAD_FORMATS = ("txt", "srt", "vtt", "json")
+FILE_TYPES = sorted(f".{ext}" for ext in EXTENSIONS)
+
+COPY_JS = """(...args) => {
+  const box = document.querySelector('#%s .tj-text');
+  const text = box ? box.innerText : '';
+  if (navigator.clipboard && window.isSecureContext) {
+    navigator.clipboard.writeText(text);
+  } else {
+    const area = document.createElement('textarea');
+    area.value = text; document.body.appendChild(area); area.select();
+    document.execCommand('copy'); area.remove();
+  }
+  return args;
+}"""
+
+
+def segment_rows(segments: list[Segment]) -> list[list[str]]:
+    return [[clock(s.start), clock(s.end), s.text] for s in segments]
+
+
+def details_table(transcript: Transcript, name: str, lang: str) -> str:
+    rows = [
+        ("det.file", name),
+        ("det.language", language_name(transcript.language, lang)),
+        ("det.duration", clock(transcript.duration)),
+        ("det.processing", f"{transcript.processing_time:.1f} s"),
+        ("det.speed", t("det.speed.value", lang, speed=transcript.speed)),
+        ("det.device", f"{transcript.model.device} ({transcript.model.compute_type})"),
+        ("det.model", transcript.model.name),
+    ]
+    if transcript.replacements:
+        fixes = "，".join(f"{r.original} → {r.replacement}" for r in transcript.replacements)
+        rows.append(("det.replacements", fixes))
+    return kv_table([(t(key, lang), value) for key, value in rows])
+
+
+def text_panel(page: Page, elem: str, label: str = "single.text") -> tuple[gr.Markdown, gr.HTML]:
+    """A status line with a copy button, above the recognised text (hotwords marked)."""
+    with gr.Row(equal_height=True):
+        status = gr.Markdown(elem_id=f"{elem}-status")
+        copy = page.tr(
+            gr.Button,
+            value=T("single.copy"),
+            size="sm",
+            scale=0,
+            min_width=90,
+            elem_id=f"{elem}-copy",
+        )
+    text = page.tr(
+        gr.HTML,
+        value=text_box(""),
+        label=T(label),
+        show_label=True,
+        container=True,
+        elem_id=f"{elem}-text",
+        min_height=120,
+    )
+    copy.click(None, js=COPY_JS % f"{elem}-text")
+    return status, text
+
+
+def segments_table(page: Page, label: str = "single.segments") -> gr.Dataframe:
+    return page.tr(
+        gr.Dataframe,
+        label=T(label),
+        headers=T("col.start", "col.end", "col.text"),
+        value=[],
+        datatype=["str", "str", "str"],
+        column_widths=["16%", "16%", "68%"],
+        interactive=False,
+        wrap=True,
+        max_height=360,
+    )
+
+
+@dataclass
+class Partial:
+    """Recognition so far: the segments, seconds done and the audio length."""
+
+    segments: list[Segment]
+    position: float
+    duration: float | None
+    language: str | None
+
+    @property
+    def text(self) -> str:
+        joiner = "" if (self.language or "zh") in CJK else " "
+        return joiner.join(s.text.strip() for s in self.segments)
+
+
+CJK = frozenset({"zh", "yue", "ja"})
+
+
+def recognise_stream(
+    page: Page, path: str, name: str, options: TranscribeOptions, model: str
+) -> Iterator[Partial | Saved]:
+    """Store the file, recognise it in the service's pool and save it to history.
+
+    Yields a :class:`Partial` per segment, then the :class:`Saved` result; a
+    :class:`TingjiError` propagates (with the upload discarded).
+    """
+    service = page.service
+    stored = store(service, path, name)
+    events: queue.Queue[Partial | Saved | BaseException] = queue.Queue()
+    segments: list[Segment] = []
+
+    def on_segment(segment: Segment, run: Any) -> None:
+        segments.append(segment)
+        events.put(Partial(list(segments), run.position, run.duration, run.language))
+
+    def work() -> None:
+        try:
+            events.put(
+                service.recognise_and_save(stored, options, model=model, on_segment=on_segment)
+            )
+        except BaseException as exc:  # handed to the page, which shows it
+            events.put(exc)
+
+    threading.Thread(target=work, name="tingji-ui-recognise", daemon=True).start()
+    while True:
+        event = events.get()
+        if isinstance(event, BaseException):
+            if isinstance(event, TingjiError):
+                service.discard_upload(stored)
+            raise event
+        yield event
+        if isinstance(event, Saved):
+            return
+
+
+def write_downloads(page: Page, transcript: Transcript, name: str) -> list[str]:
+    folder = page.scratch.new_dir()
+    stem = safe_stem(name)
+    paths = []
+    for fmt in DOWNLOAD_FORMATS:
+        target = folder / f"{stem}.{fmt}"
+        target.write_text(render(transcript, fmt), encoding="utf-8")
+        paths.append(str(target))
+    return paths
+
+
+def build(page: Page) -> None:
+    tr = page.tr
+    with tr(gr.Tab, label=T("tab.single"), id="single"), gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=300):
+            upload = tr(
+                gr.File,
+                label=T("single.file"),
+                file_types=FILE_TYPES,
+                type="filepath",
+                elem_id="tj-single-file",
+                height=180,
+            )
+            with tr(gr.Accordion, label=T("single.record"), open=False):
+                recording = gr.Audio(
+                    sources=["microphone"], type="filepath", show_label=False, format="wav"
+                )
+            with tr(gr.Accordion, label=T("opt.title"), open=True):
+                opts = option_inputs(page.service, tr)
+            run = tr(gr.Button, value=T("single.run"), variant="primary", elem_id="tj-single-run")
+        with gr.Column(scale=3, min_width=300):
+            status, text = text_panel(page, "tj-single")
+            segments = segments_table(page)
+            with gr.Row(equal_height=False):
+                details = gr.HTML(elem_id="tj-single-details", visible="hidden")
+                downloads = tr(
+                    gr.File,
+                    label=T("single.downloads"),
+                    file_count="multiple",
+                    interactive=False,
+                    visible="hidden",
+                    elem_id="tj-single-downloads",
+                )
+    page.hotword_pickers.append(opts.hotword_list)
+    page.model_pickers.append(opts.model)
+
+    def recognise(
+        file: str | None,
+        recorded: str | None,
+        language: str,
+        hotwords: str,
+        hotword_list: str,
+        itn: bool,
+        script: str,
+        model: str,
+        lang: str,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's way to ask for progress)
+    ) -> Iterator[tuple[Any, ...]]:
+        path = file or recorded
+        if not path:
+            gr.Warning(t("single.no_input", lang))
+            yield status_line(t("single.no_input", lang), "error"), gr.skip(), [], *_hidden()
+            return
+        name = (
+            path.replace("\\", "/").rsplit("/", 1)[-1]
+            if file
+            else t("live.name", lang, time=time.strftime("%Y-%m-%d %H%M%S")) + ".wav"
+        )
+        progress(0.0, desc=t("single.saving", lang))
+        try:
+            options, model_name = build_options(
+                page.service, language, hotwords, hotword_list, itn, script, model
+            )
+            for event in recognise_stream(page, path, name, options, model_name):
+                if isinstance(event, Partial):
+                    note = t("single.working", lang, done=event.position, total=event.duration or 0)
+                    if event.duration:
+                        progress(min(event.position / event.duration, 1.0), desc=note)
+                    body = text_box(highlight(event.text, options.hotwords))
+                    yield status_line(note), body, segment_rows(event.segments), *_hidden()
+                    continue
+                transcript = event.transcript
+                yield (
+                    status_line(t("single.done", lang, name=name), "ok"),
+                    text_box(highlight(transcript.text, options.hotwords)),
+                    segment_rows(transcript.segments),
+                    gr.update(value=details_table(transcript, name, lang), visible=True),
+                    gr.update(value=write_downloads(page, transcript, name), visible=True),
+                )
+        except Exception as exc:  # shown in the page, never as a traceback
+            text = message(exc, lang, name)
+            gr.Warning(text)
+            yield status_line(text, "error"), text_box(""), [], *_hidden()
+
+    run.click(
+        recognise,
+        inputs=[upload, recording, *opts.all(), page.lang],
+        outputs=[status, text, segments, details, downloads],
+        show_progress_on=[status, text],
+    )
+
+
+def _hidden() -> tuple[dict[str, Any], dict[str, Any]]:
+    """Details and downloads of a previous run, hidden while a new one runs or after an error."""
+    return gr.update(value=None, visible="hidden"), gr.update(value=None, visible="hidden")

@@ -1,0 +1,80 @@
+"""Look of the page: a theme that needs no web fonts (the page works offline) and a little CSS."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+FONTS = (
+    "system-ui",
+    "-apple-system",
+    "Segoe UI",
+    "Noto Sans CJK SC",
+    "PingFang SC",
+    "Microsoft YaHei",
+    "Source Han Sans SC",
+    "sans-serif",
+)
+MONO = ("ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "Noto Sans Mono CJK SC", "monospace")
+
+
+def theme() -> gr.themes.Base:
+    """The Soft theme with local system fonts only (no request leaves the machine)."""
+    return gr.themes.Soft(primary_hue="teal", secondary_hue="slate", font=FONTS, font_mono=MONO)
+
+
+CSS = """
+.gradio-container {
+  width: 100% !important; max-width: 1280px !important; margin: 0 auto !important;
+}
+#tj-header { align-items: center; }
+#tj-title h2 { margin: 0 0 2px 0; }
+#tj-title p { margin: 0; color: var(--body-text-color-subdued); }
+#tj-lang { justify-content: flex-end; }
+#tj-lang .wrap { justify-content: flex-end; }
+.tj-text {
+  white-space: pre-wrap; line-height: 1.75; font-size: 1.05rem;
+  padding: 34px 10px 8px 10px; min-height: 4.5em; max-height: 420px; overflow-y: auto;
+  overflow-wrap: anywhere;
+}
+.tj-status {
+  padding: 6px 10px; border-radius: 6px; border-left: 4px solid #94a3b8;
+  background: rgba(148, 163, 184, .12); overflow-wrap: anywhere;
+}
+.tj-status.tj-ok { border-left-color: #10b981; background: rgba(16, 185, 129, .12); }
+.tj-status.tj-error { border-left-color: #ef4444; background: rgba(239, 68, 68, .10); }
+.tj-kv, .tj-grid {
+  width: 100%; border-collapse: collapse; font-size: .95rem; margin: 0 !important;
+  border: none !important;
+}
+.tj-kv th, .tj-kv td, .tj-grid th, .tj-grid td {
+  padding: 6px 10px !important; border: none !important;
+  border-bottom: 1px solid var(--border-color-primary) !important;
+  text-align: left; vertical-align: top; overflow-wrap: anywhere; background: none !important;
+}
+.tj-kv tr, .tj-grid tr, .tj-kv tbody, .tj-grid tbody, .tj-grid thead { border: none !important; }
+.tj-kv th { width: 32%; font-weight: 600; color: var(--body-text-color); }
+.tj-grid th { font-weight: 600; }
+.tj-text mark {
+  background: #fde68a; color: #1f2937; border-radius: 3px; padding: 0 2px;
+}
+.tj-progress { margin: 4px 0 8px 0; }
+.tj-bar {
+  height: 14px; border-radius: 7px; background: var(--neutral-200); overflow: hidden;
+}
+.tj-bar > div {
+  height: 100%; background: var(--color-accent); transition: width .3s ease;
+}
+.tj-progress .tj-meta {
+  display: flex; flex-wrap: wrap; gap: 4px 16px; margin-top: 6px;
+  font-size: .92rem; color: var(--body-text-color-subdued);
+}
+.tj-progress .tj-meta b { color: var(--body-text-color); }
+#tj-confirm { border: 1px solid #fca5a5; border-radius: 8px; gap: 8px;
+  padding: 10px; background: rgba(239, 68, 68, .06); }
+@media (max-width: 640px) {
+  .gradio-container { padding: 6px !important; }
+  #tj-title h2 { font-size: 1.2rem; }
+  #tj-title p { display: none; }
+  #tj-tabs button[role="tab"] { padding: 6px 8px; }
+}
+"""
