@@ -6,12 +6,21 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks import bench_compute_type, bench_hotwords, bench_long, common
+from benchmarks import (
+    bench_compute_type,
+    bench_hotwords,
+    bench_long,
+    bench_server,
+    bench_streaming,
+    common,
+)
 
 BENCHMARKS: dict[str, Callable[[], Any]] = {
     "long": bench_long.main,
     "hotwords": bench_hotwords.main,
     "compute": bench_compute_type.main,
+    "streaming": bench_streaming.main,
+    "server": bench_server.main,
 }
 
 
@@ -24,7 +33,10 @@ def main(argv: list[str]) -> int:
         print(f"benchmarks skipped: no shared audio at {common.AUDIO} (needs manifest.jsonl)")
         return 0
     for name in argv or list(BENCHMARKS):
-        BENCHMARKS[name]()
+        common.check_quiet()
+        with common.stopwatch() as took:
+            BENCHMARKS[name]()
+        print(f"[{name}] took {took[0]:.0f} s\n", flush=True)
     return 0
 
 

@@ -54,6 +54,7 @@ def measure(variant: str) -> dict[str, Any]:
         "what": VARIANTS[variant],
         "cer": cer(clip.text, text),
         "wall_s": wall[0],
+        "cpu_s": wall[1],
         "speed_x": clip.duration / wall[0],
         "rss_after_load_mb": loaded,
         "peak_rss_mb": common.peak_rss_mb(),
@@ -80,13 +81,14 @@ def main() -> dict[str, Any]:
     common.print_table(
         f"long: {CLIP} (136 s), Whisper base {common.settings().compute_type}, "
         f"{common.THREADS} threads, beam {common.BEAM_SIZE}",
-        ["variant", "CER", "speed", "vs plain", "RSS loaded", "peak RSS", "peak vs plain"],
+        ["variant", "CER", "speed", "speed/plain", "CPU s", "RSS loaded", "peak RSS", "peak/plain"],
         [
             [
                 r["variant"],
                 f"{r['cer']:.3f}",
                 f"{r['speed_x']:.2f}x",
                 f"{r['speed_vs_plain']:.2f}",
+                f"{r['cpu_s']:.1f}",
                 f"{r['rss_after_load_mb']:.0f} MB",
                 f"{r['peak_rss_mb']:.0f} MB",
                 f"{r['peak_vs_plain']:.2f}",

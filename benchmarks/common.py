@@ -12,6 +12,7 @@ import os
 import platform
 import re
 import resource
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -103,13 +104,14 @@ def plain_text(segments: Any) -> str:
 
 @contextmanager
 def stopwatch() -> Iterator[list[float]]:
-    """``with stopwatch() as t: ...`` then ``t[0]`` is the wall time in seconds."""
-    elapsed = [0.0]
-    start = time.perf_counter()
+    """``with stopwatch() as t: ...`` then ``t[0]`` is the wall time in seconds and ``t[1]``
+    the CPU time of this process (all threads), which other processes' load disturbs less."""
+    elapsed = [0.0, 0.0]
+    start, cpu = time.perf_counter(), time.process_time()
     try:
         yield elapsed
     finally:
-        elapsed[0] = time.perf_counter() - start
+        elapsed[:] = [time.perf_counter() - start, time.process_time() - cpu]
 
 
 def rss_mb() -> float:
@@ -141,21 +143,48 @@ def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
     return edit_distance(ref_codes, hyp_codes), len(ref)
 
 
+def source_version() -> str:
+    """The commit measured, ``-dirty`` when the working tree has changes (read-only git)."""
+    try:
+        done = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return done.stdout.strip()
+
+
 def environment() -> dict[str, Any]:
     import ctranslate2
     import faster_whisper
 
     return {
+        "source": source_version(),
         "model_dir": model_dir(),
         "device": "cpu",
         "cpu_threads": THREADS,
         "beam_size": BEAM_SIZE,
         "cpu_count": os.cpu_count(),
+        "load_average_at_save": os.getloadavg()[0],
         "machine": platform.machine(),
         "python": platform.python_version(),
         "faster_whisper": faster_whisper.__version__,
         "ctranslate2": ctranslate2.__version__,
     }
+
+
+def check_quiet() -> None:
+    """Warn when other processes compete for the CPU: speeds then mean little."""
+    load = os.getloadavg()[0]
+    if load > 0.5:
+        print(
+            f"  note: load average {load:.1f} before starting: other processes share the "
+            f"{THREADS} cores, so speeds (not error rates) are lower and noisier than when idle"
+        )
 
 
 def print_table(title: str, headers: list[str], rows: list[list[str]]) -> None:

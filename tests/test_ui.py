@@ -341,6 +341,8 @@ def test_login_when_a_ui_password_is_set(browser: Any, tmp_path: Path, model_cac
         page.locator("input[type=text]").first.fill("admin")
         password.fill("wrong")
         password.press("Enter")
+        # wait for the refusal to arrive before trying again, or the two answers race
+        expect(page.get_by_text("Incorrect Credentials")).to_be_visible(timeout=30_000)
         expect(page.locator("#tj-tabs")).to_have_count(0)
         page.locator("input[type=text]").first.fill("admin")
         password.fill("s3cret-pass")

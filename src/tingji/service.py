@@ -12,6 +12,7 @@ import json
 import logging
 import threading
 import uuid
+import weakref
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +25,14 @@ from tingji.config import Settings
 from tingji.engine.backend import Backend
 from tingji.engine.manager import ModelManager
 from tingji.engine.pipeline import Source, Transcription
+from tingji.engine.streaming import (
+    BufferedRecognizer,
+    DecodeGate,
+    LiveSession,
+    OnlineRecognizer,
+    Recognizer,
+    StreamOptions,
+)
 from tingji.errors import BusyError, NotFoundError, OptionError, TingjiError, TooManyFilesError
 from tingji.formats import render
 from tingji.jobs.audio_store import AudioStore, StoredAudio
@@ -79,6 +88,9 @@ class Tingji:
         self._waiting = 0
         self._active = 0  # recognitions holding a model: release_memory unloads none then
         self._count_lock = threading.Lock()
+        self._live: set[int] = set()  # open live streams, by id
+        self._live_starting = 0
+        self._gates: weakref.WeakKeyDictionary[Backend, DecodeGate] = weakref.WeakKeyDictionary()
         self.audio_store = AudioStore(
             self.settings.audio_dir, int(self.settings.max_upload_mb * 2**20)
         )
@@ -93,10 +105,18 @@ class Tingji:
         return replace(base, **overrides)
 
     def offered_models(self) -> list[str]:
-        """Models a client may ask for by name: the configured one first, then the catalogue."""
+        """Models a client may ask for by name: the configured one first, then the catalogue
+        (the FunASR models only where the funasr extra is installed)."""
         from faster_whisper.utils import available_models
 
-        names = [self.settings.model, *self.settings.extra_models, *available_models()]
+        from tingji.engine.funasr.catalog import offered_models as funasr_models
+
+        names = [
+            self.settings.model,
+            *self.settings.extra_models,
+            *available_models(),
+            *funasr_models(),
+        ]
         return list(dict.fromkeys(names))
 
     def check_model(self, model: str | None) -> str:
@@ -202,6 +222,83 @@ class Tingji:
 
     def discard_upload(self, stored: StoredAudio) -> None:
         self.audio_store.delete([stored.file])
+
+    # -- live streams ------------------------------------------------------------------------
+    def start_live(
+        self,
+        options: TranscribeOptions | None = None,
+        *,
+        sample_rate: int = 16000,
+        partials: bool = True,
+        whole: bool = False,
+        model: str | None = None,
+        name: str = "live",
+    ) -> LiveSession:
+        """Open a live stream of s16le PCM (blocking: the model may load). End it with
+        :meth:`end_live`, whatever happens.
+
+        ``partials``: decode the utterance in progress too; ``whole``: keep the audio and
+        transcribe it as a file when the stream ends. Raises :class:`BusyError` when
+        ``stream_max_sessions`` streams are open.
+        """
+        s = self.settings
+        options = options or self.options()
+        with self._count_lock:
+            open_now = len(self._live) + self._live_starting
+            if open_now >= s.stream_max_sessions:
+                raise BusyError(f"the server is busy: {open_now} live streams are open")
+            self._active += 1
+            self._live_starting += 1
+        try:
+            backend = self.backend(model)
+            recognizer: Recognizer
+            if whole:
+                recognizer = BufferedRecognizer(backend, options, beam_size=s.beam_size, name=name)
+            else:
+                stream = StreamOptions(
+                    partials=partials,
+                    min_silence_ms=s.stream_min_silence_ms,
+                    partial_interval=s.stream_partial_interval_s,
+                )
+                with self._count_lock:
+                    gate = self._gates.setdefault(backend, DecodeGate())
+                recognizer = OnlineRecognizer(
+                    backend, options, stream, beam_size=s.beam_size, gate=gate
+                )
+            session = LiveSession(
+                recognizer, backend=backend, options=options, sample_rate=sample_rate, name=name
+            )
+        except BaseException:
+            with self._count_lock:
+                self._live_starting -= 1
+                self._active -= 1
+            raise
+        with self._count_lock:
+            self._live_starting -= 1
+            self._live.add(id(session))
+        return session
+
+    def end_live(self, session: LiveSession, *, save: bool = True) -> int | None:
+        """Close a live stream and save what it recognised to history (unless ``save`` is
+        False or nothing was said); returns the history entry's id. Closing twice is harmless.
+        """
+        with self._count_lock:
+            if id(session) not in self._live:
+                return None
+            self._live.discard(id(session))
+            self._active -= 1
+        session.close()
+        transcript = session.transcript()
+        if not save or not transcript.segments:
+            return None
+        return self.history.add_transcription(
+            transcript, name=session.name, options=options_to_dict(session.options)
+        )
+
+    def live_streams(self) -> int:
+        """Live streams open now."""
+        with self._count_lock:
+            return len(self._live) + self._live_starting
 
     # -- history -----------------------------------------------------------------------------
     @property

@@ -36,6 +36,9 @@ class DecodeOptions:
     """The same terms as a list, for backends with native hotword support."""
     initial_prompt: str | None = None
     itn: bool = True
+    fallback: bool = True
+    """Decode again at higher temperatures when the text looks wrong (Whisper). Live decoding
+    turns it off: on a fraction of a word it can cost ten times a plain decode."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,7 @@ class BackendSpec:
 
 
 _REGISTRY: dict[str, BackendSpec] = {}
-_BUILTIN_MODULES = ("tingji.engine.whisper",)
+_BUILTIN_MODULES = ("tingji.engine.whisper", "tingji.engine.funasr.backend")
 _builtins_loaded = False
 
 

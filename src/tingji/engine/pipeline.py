@@ -18,7 +18,7 @@ import numpy as np
 from tingji import audio
 from tingji.engine import text as textproc
 from tingji.engine.backend import Backend, Decoded, DecodeOptions, Piece
-from tingji.engine.hotwords import HotwordIndex
+from tingji.engine.hotwords import Correction, HotwordIndex
 from tingji.engine.packing import Window
 from tingji.engine.vad import SAMPLE_RATE, WINDOW, SileroProbabilities, SpeechSegmenter, SpeechSpan
 from tingji.errors import AudioError, EmptyAudioError, OptionError
@@ -252,31 +252,59 @@ class Transcription:
         return sum(term in corrected for term in self._hotwords.terms)
 
     def _hint(self, terms: Sequence[str]) -> str | None:
-        """The hint for this language: Chinese terms mean nothing to English speech."""
-        if self.language not in textproc.CJK_LANGUAGES:
-            terms = [t for t in terms if t.isascii()]
-        return " ".join(terms) or None
+        return hint_for(terms, self.language)
 
     def _script_for_matching(self, text: str) -> str:
-        if self.language in textproc.ITN_LANGUAGES and self.options.script != "original":
-            return textproc.to_script(text, "simplified")
-        return text
+        return script_for_matching(text, self.language, self.options)
 
     def _postprocess(self, piece: Piece, *, last: bool) -> str:
-        opts = self.options
-        text = self._script_for_matching(piece.text.strip())
-        if self._hotwords is not None and text:
-            text, corrections = self._hotwords.correct(text)
-            self.replacements.extend(
-                Replacement(len(self.segments), c.original, c.replacement) for c in corrections
-            )
-        if opts.itn and self.language in textproc.ITN_LANGUAGES:
-            text = textproc.inverse_normalize(text)
-        if self.language in textproc.ITN_LANGUAGES and opts.script == "traditional":
-            text = textproc.to_script(text, opts.script)
-        if opts.punctuate and self.language in textproc.CJK_LANGUAGES:
-            text = textproc.punctuate(text, final=last)
-        return text.strip()
+        text, corrections = postprocess(
+            piece.text, self.options, self.language, self._hotwords, last=last
+        )
+        self.replacements.extend(
+            Replacement(len(self.segments), c.original, c.replacement) for c in corrections
+        )
+        return text
+
+
+def hint_for(terms: Sequence[str], language: str | None) -> str | None:
+    """The decoding hint for this language: Chinese terms mean nothing to English speech."""
+    if language not in textproc.CJK_LANGUAGES:
+        terms = [t for t in terms if t.isascii()]
+    return " ".join(terms) or None
+
+
+def script_for_matching(text: str, language: str | None, options: TranscribeOptions) -> str:
+    """Chinese text in simplified characters, the script hotwords are matched in."""
+    if language in textproc.ITN_LANGUAGES and options.script != "original":
+        return textproc.to_script(text, "simplified")
+    return text
+
+
+def postprocess(
+    text: str,
+    options: TranscribeOptions,
+    language: str | None,
+    hotwords: HotwordIndex | None,
+    *,
+    last: bool,
+) -> tuple[str, list[Correction]]:
+    """A decoded piece as the user reads it: script, hotword correction, ITN, punctuation.
+
+    ``last`` closes a CJK piece with 。 rather than ，. Returns the text and the hotword
+    corrections made.
+    """
+    text = script_for_matching(text.strip(), language, options)
+    corrections: list[Correction] = []
+    if hotwords is not None and text:
+        text, corrections = hotwords.correct(text)
+    if options.itn and language in textproc.ITN_LANGUAGES:
+        text = textproc.inverse_normalize(text)
+    if language in textproc.ITN_LANGUAGES and options.script == "traditional":
+        text = textproc.to_script(text, options.script)
+    if options.punctuate and language in textproc.CJK_LANGUAGES:
+        text = textproc.punctuate(text, final=last)
+    return text.strip(), corrections
 
 
 def _fixed_spans(start: int, total: int, vad: VadOptions, final: bool = False) -> list[SpeechSpan]:

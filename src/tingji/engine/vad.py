@@ -112,6 +112,13 @@ class SpeechSegmenter:
                 self._cut(spans)
         return spans
 
+    @property
+    def speech_start(self) -> int | None:
+        """First sample of the segment in progress (padding included), None during a pause."""
+        if self._start is None:
+            return None
+        return max(self._prev_end, self._start * WINDOW - self._pad)
+
     def earliest_needed(self, total_samples: int) -> int:
         """First sample a span still to come may include; audio before it can be dropped."""
         if self._start is not None:

@@ -112,6 +112,7 @@ class WhisperBackend:
     def decode(self, audio: np.ndarray, options: DecodeOptions) -> Decoded:
         if options.language is not None and options.language not in self.languages():
             raise OptionError(f"the model does not know the language '{options.language}'")
+        fixed = {} if options.fallback else {"temperature": 0.0}
         with self._lock:
             segments, info = self._model.transcribe(
                 audio,
@@ -122,6 +123,7 @@ class WhisperBackend:
                 condition_on_previous_text=False,
                 hotwords=options.hint or None,
                 initial_prompt=options.initial_prompt or None,
+                **fixed,
             )
             pieces = [
                 Piece(

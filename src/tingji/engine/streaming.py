@@ -1,0 +1,735 @@
+"""Live recognition: audio in as it is spoken, partial text and finished sentences out.
+
+:class:`OnlineRecognizer` runs Silero VAD over the stream as blocks arrive. While someone speaks
+it decodes the growing utterance greedily every ``partial_interval`` seconds of audio (a
+:class:`Partial`); once a pause of ``min_silence_ms`` closes the utterance it decodes it again
+with the configured beam and the file pipeline's post-processing (a :class:`Final`).
+
+Every Whisper decode pays for the whole 30 s encoder window, however short the audio, so the
+decodes are rationed. Partials are spaced out (never more than half the model's time for one
+session) and yield to finals. The final does not wait for the pause to be confirmed: once
+``settle_silence_ms`` of it have passed, the utterance is decoded as VAD will cut it, and that
+decode is the final if the pause goes on to ``min_silence_ms``. A :class:`DecodeGate` shared by
+the live sessions on one model runs finals first and gives a free model to the session whose
+partial has waited longest.
+
+:class:`BufferedRecognizer` keeps the audio and transcribes it whole when the stream ends,
+exactly as a file. :class:`LiveSession` puts either behind one interface that takes s16le PCM at
+any sample rate. Nothing here knows about WebSockets or FunASR's wire format.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import tempfile
+import threading
+import time
+import wave
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from tingji.engine import text as textproc
+from tingji.engine.backend import Backend, Decoded, DecodeOptions
+from tingji.engine.hotwords import HotwordIndex
+from tingji.engine.pipeline import (
+    HINT_ALL_LIMIT,
+    HINT_PER_SEGMENT,
+    LANGUAGE_PROBE_SECONDS,
+    Transcription,
+    hint_for,
+    postprocess,
+    script_for_matching,
+)
+from tingji.engine.vad import (
+    SAMPLE_RATE,
+    WINDOW,
+    SileroProbabilities,
+    SpeechSegmenter,
+    SpeechSpan,
+)
+from tingji.errors import AudioError, OptionError
+from tingji.types import Replacement, Segment, TranscribeOptions, Transcript
+
+if TYPE_CHECKING:
+    from av.audio.resampler import AudioResampler
+
+SURE_LANGUAGE = 0.9
+"""When no language is given, a detection this sure on ``LANGUAGE_LOCK_SECONDS`` of audio or
+more fixes it; otherwise detections are pooled over ``LANGUAGE_PROBE_SECONDS`` of speech."""
+LANGUAGE_LOCK_SECONDS = 2.0
+AGREEING_LANGUAGE = 0.7
+"""Two detections this sure of the same language fix it too."""
+CONFIDENT_LOGPROB = -0.6
+"""A partial decoded at least this sure (mean token log-probability) shows text early."""
+STUCK_RATIO = 2.4
+"""A final whose text compresses better than this is decoded again with fallback."""
+_VAD_WINDOW_MS = 32
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """How a live session trades latency against accuracy and CPU."""
+
+    partials: bool = True
+    """Decode the utterance in progress for partial text."""
+    partial_interval: float = 0.7
+    """Seconds of new audio between two partial decodes of one utterance."""
+    partial_gap: float = 0.4
+    """Seconds from the end of one partial decode to the start of the next, at least as long
+    as that decode took (time for the other sessions and for finals)."""
+    first_partial: float = 0.8
+    """Seconds from the utterance's start (speech padding included) to its first partial."""
+    min_silence_ms: int = 400
+    """A pause this long ends an utterance (files use 500 ms: here it is latency). From 400
+    ms up the utterance keeps the file pipeline's 200 ms of padding, and so its audio."""
+    max_utterance_s: float = 15.0
+    """An utterance this long is cut at its longest pause (partials re-decode all of it)."""
+    final_beam_size: int | None = None
+    """Beam width of the decode that finishes an utterance; None: the pipeline's."""
+    settle_silence_ms: int = 160
+    """A pause this long (and at least the speech padding) starts the final decode of the
+    utterance as VAD will cut it if the pause goes on."""
+
+
+@dataclass(frozen=True)
+class Partial:
+    """The utterance in progress as recognised so far; it may still change."""
+
+    utterance: int
+    """0 for the first utterance of the stream, then 1, 2, ..."""
+    start: float
+    """Seconds from the start of the stream."""
+    text: str
+    """The whole current hypothesis (script and hotwords applied; no ITN, no punctuation)."""
+    stable: str
+    """The prefix of the hypotheses judged settled: within an utterance it only grows, each
+    value starting with the one before, so a client may print it piece by piece."""
+
+
+@dataclass(frozen=True)
+class Final:
+    """A finished utterance, decoded again and post-processed like a file."""
+
+    utterance: int
+    start: float
+    end: float
+    text: str
+    """The segments' texts joined (ITN, punctuation, script, hotwords applied)."""
+    segments: tuple[Segment, ...]
+    """Times in seconds from the start of the stream."""
+    raw: str
+    """The same decode as partial text is written (no ITN, no punctuation), to compare with
+    :attr:`Partial.stable`."""
+
+
+Event = Partial | Final
+
+
+class DecodeGate:
+    """Orders the decodes of the live sessions that share one model.
+
+    Finals wait their turn and go before any partial; a partial is taken only when the model is
+    free and no final waits, and then by the session whose partial has waited longest. A
+    session that is refused simply asks again with its next audio block.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._busy = False
+        self._finals = 0
+        self._wanting: dict[int, float] = {}
+
+    @contextmanager
+    def final(self) -> Iterator[None]:
+        with self._cond:
+            self._finals += 1
+            while self._busy:
+                self._cond.wait()
+            self._finals -= 1
+            self._busy = True
+        try:
+            yield
+        finally:
+            self._release()
+
+    def try_partial(self, key: int) -> bool:
+        """Take the model for a partial of session ``key`` if it is its turn; else False."""
+        with self._cond:
+            since = self._wanting.setdefault(key, time.monotonic())
+            if self._busy or self._finals or min(self._wanting.values()) < since:
+                return False
+            del self._wanting[key]
+            self._busy = True
+            return True
+
+    def release_partial(self) -> None:
+        self._release()
+
+    def forget(self, key: int) -> None:
+        """Session ``key`` no longer wants a partial (its utterance ended, or it closed)."""
+        with self._cond:
+            self._wanting.pop(key, None)
+
+    def _release(self) -> None:
+        with self._cond:
+            self._busy = False
+            self._cond.notify_all()
+
+
+class Recognizer(Protocol):
+    """What :class:`LiveSession` drives: 16 kHz float32 blocks in, events out."""
+
+    language: str | None
+    decode_time: float
+    replacements: list[Replacement]
+
+    def accept(self, samples: np.ndarray) -> list[Event]: ...
+
+    def finish(self) -> list[Event]: ...
+
+    def segments(self) -> list[Segment]: ...
+
+    def close(self) -> None: ...
+
+
+class OnlineRecognizer:
+    """Partial text while an utterance goes on, a final sentence when a pause ends it.
+
+    A pause of ``settle_silence_ms`` already starts the final decode of the utterance so far;
+    when VAD confirms the end (``min_silence_ms``) with no speech in between, that decode is the
+    final, so the final costs the pause plus about one decode, not the pause plus a wait.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        options: TranscribeOptions,
+        stream: StreamOptions | None = None,
+        *,
+        beam_size: int = 5,
+        gate: DecodeGate | None = None,
+    ) -> None:
+        if options.language is not None and options.language not in backend.languages():
+            raise OptionError(f"unknown language '{options.language}'")
+        self.backend = backend
+        self.options = options
+        self.stream = stream or StreamOptions()
+        self.language: str | None = options.language
+        self._guess: str | None = None  # the language detections favour so far
+        self._votes: dict[str, float] = {}  # language → detection probability × seconds
+        self._heard = 0.0  # seconds of audio detected on
+        self._fairly_sure: str | None = None  # the last detection of AGREEING_LANGUAGE
+        self.final_beam = self.stream.final_beam_size or options.beam_size or beam_size
+        vad = replace(
+            options.vad,
+            enabled=True,
+            min_silence_ms=self.stream.min_silence_ms,
+            max_segment_s=min(options.vad.max_segment_s, self.stream.max_utterance_s),
+        )
+        self._probs = SileroProbabilities()
+        self._segmenter = SpeechSegmenter(vad)
+        self._low = max(vad.threshold - 0.15, 0.01)
+        self._pad = min(vad.speech_pad_ms * SAMPLE_RATE // 1000, vad.min_silence_ms * 8)
+        self._settle_windows = max(
+            math.ceil(self.stream.settle_silence_ms / _VAD_WINDOW_MS), math.ceil(self._pad / WINDOW)
+        )
+        self._quiet = 0
+        self._windows = 0
+        self._buffer = np.zeros(0, dtype=np.float32)
+        self._buffer_start = 0
+        self.total = 0
+        """Samples received so far."""
+        self._hotwords = HotwordIndex(list(options.hotwords)) if options.hotwords else None
+        self._gate = gate or DecodeGate()
+        self._key = id(self)
+        self._utterance = 0
+        self._open: int | None = None
+        self._hypothesis = ""
+        self._stable = ""
+        self._partial_at: int | None = None
+        self._partial_done = 0.0
+        self._partial_cost = 0.0
+        self._early: _Early | None = None
+        self._finals: list[Final] = []
+        self.replacements: list[Replacement] = []
+        self.decode_time = 0.0
+        """Seconds spent decoding, waits for the model included."""
+
+    # -- the stream --------------------------------------------------------------------------
+    def accept(self, samples: np.ndarray) -> list[Event]:
+        """Take the next block (float32, 16 kHz mono); return what it made known."""
+        block = np.asarray(samples, dtype=np.float32).reshape(-1)
+        self._buffer = np.concatenate([self._buffer, block])
+        self.total += len(block)
+        events = self._push(self._probs(block))
+        events.extend(self._decode_in_progress())
+        return events
+
+    def finish(self) -> list[Event]:
+        """The stream has ended: finish the utterance in progress."""
+        spans = self._segmenter.push(self._probs(np.zeros(0, dtype=np.float32), final=True))
+        spans += self._segmenter.finish(self.total)
+        events: list[Event] = [self._final(span) for span in spans]
+        self._gate.forget(self._key)
+        self._open = None
+        return events
+
+    def segments(self) -> list[Segment]:
+        return [segment for final in self._finals for segment in final.segments]
+
+    def close(self) -> None:
+        self._gate.forget(self._key)
+
+    # -- VAD ---------------------------------------------------------------------------------
+    def _push(self, probs: np.ndarray) -> list[Event]:
+        spans = self._segmenter.push(probs)
+        self._windows += len(probs)
+        voiced = np.flatnonzero(probs >= self._low)
+        self._quiet = len(probs) - 1 - int(voiced[-1]) if len(voiced) else self._quiet + len(probs)
+        events: list[Event] = [self._final(span) for span in spans]
+        if len(voiced):
+            self._early = None  # speech went on after the pause it was decoded at
+        start = self._segmenter.speech_start
+        if start != self._open:  # an utterance began (or a long one was cut)
+            self._open = start
+            self._reset_utterance()
+        keep_from = self._segmenter.earliest_needed(self.total)
+        drop = max(0, keep_from - self._buffer_start)
+        self._buffer, self._buffer_start = self._buffer[drop:], self._buffer_start + drop
+        return events
+
+    def _reset_utterance(self) -> None:
+        self._hypothesis, self._stable, self._partial_at, self._early = "", "", None, None
+
+    # -- decoding ----------------------------------------------------------------------------
+    def _decode_in_progress(self) -> list[Event]:
+        """A decode of the open utterance when one is due: early final, partial, or none."""
+        start = self._open
+        if start is None:
+            self._gate.forget(self._key)
+            return []
+        if self._quiet >= self._settle_windows:  # a pause began: decode as if it ended here
+            self._gate.forget(self._key)
+            end = (self._windows - self._quiet) * WINDOW + self._pad  # where VAD would cut
+            if self._early is not None or end > self.total:
+                return []
+            clip = self._buffer[start - self._buffer_start : end - self._buffer_start]
+            with self._gate.final():
+                decoded, language = self._decode(clip, beam_size=self.final_beam, final=True)
+            self._early = _Early(start, end, decoded, language)
+            return self._partial(start, decoded, language)
+        clip = self._buffer[start - self._buffer_start :]
+        if not self._partial_due(start):
+            self._gate.forget(self._key)
+            return []
+        if not self._gate.try_partial(self._key):
+            return []
+        began = time.monotonic()
+        try:
+            decoded, language = self._decode(clip, beam_size=1, final=False)
+        finally:
+            self._gate.release_partial()
+            self._partial_done = time.monotonic()
+            self._partial_cost = self._partial_done - began
+        return self._partial(start, decoded, language)
+
+    def _partial_due(self, start: int) -> bool:
+        if not self.stream.partials:
+            return False
+        if self._partial_at is None:
+            return self.total - start >= self.stream.first_partial * SAMPLE_RATE
+        since = time.monotonic() - self._partial_done
+        return (
+            self.total - self._partial_at >= self.stream.partial_interval * SAMPLE_RATE
+            and since >= max(self.stream.partial_gap, self._partial_cost)
+        )
+
+    def _partial(self, start: int, decoded: Decoded, language: str) -> list[Event]:
+        self._partial_at = self.total
+        if not self.stream.partials:
+            return []
+        text = self._plain_text(decoded, language)
+        confident = bool(decoded.pieces) and all(
+            p.avg_logprob is not None and p.avg_logprob >= CONFIDENT_LOGPROB for p in decoded.pieces
+        )
+        self._stable = settle(self._stable, self._hypothesis, text, language, confident=confident)
+        self._hypothesis = text
+        return [Partial(self._utterance, round(start / SAMPLE_RATE, 3), text, self._stable)]
+
+    def _final(self, span: SpeechSpan) -> Final:
+        early = self._early
+        if early is not None and (early.start, early.end) == (span.start, span.end):
+            decoded, language = early.decoded, early.language
+        else:
+            clip = self._buffer[span.start - self._buffer_start : span.end - self._buffer_start]
+            with self._gate.final():
+                decoded, language = self._decode(clip, beam_size=self.final_beam, final=True)
+        offset = span.start / SAMPLE_RATE
+        limit = span.end / SAMPLE_RATE
+        segments: list[Segment] = []
+        first_id = sum(len(f.segments) for f in self._finals)
+        for n, piece in enumerate(decoded.pieces):
+            text, corrections = postprocess(
+                piece.text,
+                self.options,
+                language,
+                self._hotwords,
+                last=n == len(decoded.pieces) - 1,
+            )
+            segment_id = first_id + len(segments)
+            self.replacements.extend(
+                Replacement(segment_id, c.original, c.replacement) for c in corrections
+            )
+            if not text:
+                continue
+            start = min(offset + piece.start, limit)
+            segments.append(
+                Segment(
+                    id=segment_id,
+                    start=round(start, 3),
+                    end=round(max(start, min(offset + piece.end, limit)), 3),
+                    text=text,
+                    avg_logprob=piece.avg_logprob,
+                    no_speech_prob=piece.no_speech_prob,
+                )
+            )
+        final = Final(
+            utterance=self._utterance,
+            start=round(offset, 3),
+            end=round(limit, 3),
+            text=textproc.join_segments([s.text for s in segments], language),
+            segments=tuple(segments),
+            raw=self._plain_text(decoded, language),
+        )
+        self._finals.append(final)
+        self._utterance += 1
+        self._reset_utterance()
+        return final
+
+    def _decode(self, clip: np.ndarray, *, beam_size: int, final: bool) -> tuple[Decoded, str]:
+        """Decode ``clip``; also the language of its text.
+
+        Without a given language, finals detect it (an extra encoder pass) until detections
+        agree enough to fix it (:meth:`_learn_language`); partials meanwhile take the best
+        guess so far (a clip of a second is too short to tell a language by). A final that
+        comes back stuck in a repetition is decoded again with temperature fallback.
+        """
+        language = self.language or (None if final else self._guess)
+        options = DecodeOptions(
+            language=language,
+            task=self.options.task,
+            beam_size=beam_size,
+            hint=self._hint(),
+            hotwords=self.options.hotwords,
+            initial_prompt=self.options.initial_prompt,
+            itn=self.options.itn,
+            fallback=False,
+        )
+        started = time.perf_counter()
+        decoded = self.backend.decode(clip, options)
+        if final and _stuck(decoded):
+            decoded = self.backend.decode(clip, replace(options, fallback=True))
+        self.decode_time += time.perf_counter() - started
+        if self.language is None and language is None:
+            self._learn_language(decoded, len(clip) / SAMPLE_RATE)
+        return decoded, language or decoded.language
+
+    def _learn_language(self, decoded: Decoded, seconds: float) -> None:
+        """Fixed by one sure detection, two fairly sure ones that agree, or the most
+        probable over ``LANGUAGE_PROBE_SECONDS`` of audio."""
+        language, sure = decoded.language, decoded.language_probability or 0.0
+        agreeing = sure >= AGREEING_LANGUAGE and self._fairly_sure == language
+        self._votes[language] = self._votes.get(language, 0.0) + sure * seconds
+        self._heard += seconds
+        self._guess = max(self._votes, key=self._votes.__getitem__)
+        if sure >= AGREEING_LANGUAGE:
+            self._fairly_sure = language
+        if (sure >= SURE_LANGUAGE and seconds >= LANGUAGE_LOCK_SECONDS) or agreeing:
+            self.language = language
+        elif self._heard >= LANGUAGE_PROBE_SECONDS:
+            self.language = self._guess
+
+    def _hint(self) -> str | None:
+        index = self._hotwords
+        if index is None:
+            return None
+        if len(index) <= HINT_ALL_LIMIT:
+            terms: list[str] = list(index.terms)
+        elif self._hypothesis:  # a long glossary: the terms that sound like what was heard
+            terms = index.select_hints(self._hypothesis, limit=HINT_PER_SEGMENT)
+        else:
+            return None
+        language = self.language or self._guess
+        if language is None:
+            return " ".join(terms) or None
+        return hint_for(terms, language)
+
+    def _plain_text(self, decoded: Decoded, language: str) -> str:
+        """Text as partials show it: script and hotwords, but no ITN and no punctuation (both
+        change earlier characters as later ones arrive)."""
+        texts = []
+        for piece in decoded.pieces:
+            text = script_for_matching(piece.text.strip(), language, self.options)
+            if self._hotwords is not None and text:
+                text, _ = self._hotwords.correct(text)
+            if language in textproc.ITN_LANGUAGES and self.options.script == "traditional":
+                text = textproc.to_script(text, "traditional")
+            texts.append(plain(text, language))
+        return textproc.join_segments(texts, language)
+
+
+def _stuck(decoded: Decoded) -> bool:
+    """Text that repeats itself (gzip-compresses better than 2.4:1, Whisper's own test)."""
+    data = "".join(p.text for p in decoded.pieces).encode()
+    return len(data) > 24 and len(data) / len(zlib.compress(data)) > STUCK_RATIO
+
+
+@dataclass(frozen=True)
+class _Early:
+    """A final decode made at the start of a pause, used if the pause ends the utterance."""
+
+    start: int
+    end: int
+    decoded: Decoded
+    language: str
+
+
+def settle(
+    stable: str, previous: str, current: str, language: str | None, *, confident: bool
+) -> str:
+    """The settled prefix of an utterance after a new hypothesis ``current``.
+
+    Settled is what two consecutive hypotheses agree on, or, when the decoder was confident
+    (``confident``), all of ``current`` but its last two CJK characters or its last word (the
+    end of the audio often cuts a word, and Whisper completes it wrongly). What was settled
+    stays: a hypothesis that contradicts it settles nothing new.
+    """
+    candidates = [_common_prefix(previous, current)] if previous else []
+    if confident:
+        candidates.append(_drop_tail(current, language))
+    best = stable
+    for candidate in candidates:
+        cut_word = not current[len(candidate) :].startswith(" ") and candidate != current
+        if language not in textproc.CJK_LANGUAGES and cut_word:  # whole words only
+            candidate = candidate[: candidate.rfind(" ")].rstrip() if " " in candidate else ""
+        if candidate.startswith(stable) and len(candidate) > len(best):
+            best = candidate
+    return best
+
+
+def _common_prefix(a: str, b: str) -> str:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return a[:n]
+
+
+def _drop_tail(text: str, language: str | None) -> str:
+    if language in textproc.CJK_LANGUAGES:
+        return text[:-2]
+    return text[: text.rfind(" ")].rstrip() if " " in text else ""
+
+
+_PUNCTUATION = re.compile(r"(?<!\d)[.,](?!\d)|[，。！？、；：!?;:…\"“”]")
+
+
+_CJK_GAP = re.compile(r"(?<=[^\x00-\x7f])\s+|\s+(?=[^\x00-\x7f])")
+
+
+def plain(text: str, language: str | None) -> str:
+    """Text without punctuation (partials have none: it changes as more audio arrives), and
+    for CJK languages without spaces beside CJK characters."""
+    if language in textproc.CJK_LANGUAGES:
+        return _CJK_GAP.sub("", _PUNCTUATION.sub("", text)).strip()
+    return " ".join(_PUNCTUATION.sub(" ", text).split())
+
+
+class BufferedRecognizer:
+    """Writes the audio to a temporary WAV file and transcribes it whole at the end, exactly as
+    the file would be."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        options: TranscribeOptions,
+        *,
+        beam_size: int = 5,
+        name: str | None = None,
+    ) -> None:
+        if options.language is not None and options.language not in backend.languages():
+            raise OptionError(f"unknown language '{options.language}'")
+        self.backend = backend
+        self.options = options
+        self.beam_size = beam_size
+        self.name = name
+        self.language: str | None = options.language
+        self.decode_time = 0.0
+        self.replacements: list[Replacement] = []
+        self._segments: list[Segment] = []
+        handle, self._path = tempfile.mkstemp(prefix="tingji-live-", suffix=".wav")
+        os.close(handle)
+        self._wav: wave.Wave_write | None = wave.open(self._path, "wb")  # noqa: SIM115 - open for the stream
+        self._wav.setnchannels(1)
+        self._wav.setsampwidth(2)
+        self._wav.setframerate(SAMPLE_RATE)
+        self._frames = 0
+
+    def accept(self, samples: np.ndarray) -> list[Event]:
+        if self._wav is None:
+            raise RuntimeError("the stream has ended")
+        pcm = np.clip(np.asarray(samples, dtype=np.float32).reshape(-1) * 32768, -32768, 32767)
+        self._wav.writeframes(np.round(pcm).astype("<i2").tobytes())
+        self._frames += len(pcm)
+        return []
+
+    def finish(self) -> list[Event]:
+        if self._wav is None:
+            return []
+        self._wav.close()
+        self._wav = None
+        if self._frames == 0:
+            return []
+        started = time.perf_counter()
+        run = Transcription(
+            self.backend, self._path, self.options, beam_size=self.beam_size, name=self.name
+        )
+        transcript = run.result()
+        self.decode_time += time.perf_counter() - started
+        self.language = transcript.language
+        self.replacements = transcript.replacements
+        self._segments = transcript.segments
+        if not transcript.segments:
+            return []
+        return [
+            Final(
+                utterance=0,
+                start=transcript.segments[0].start,
+                end=transcript.segments[-1].end,
+                text=transcript.text,
+                segments=tuple(transcript.segments),
+                raw=transcript.text,
+            )
+        ]
+
+    def segments(self) -> list[Segment]:
+        return list(self._segments)
+
+    def close(self) -> None:
+        if self._wav is not None:
+            self._wav.close()
+            self._wav = None
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._path)
+
+
+class Resampler:
+    """s16le mono PCM at any rate → float32 16 kHz, with state carried between blocks."""
+
+    def __init__(self, sample_rate: int) -> None:
+        self.sample_rate = sample_rate
+        self._resampler: AudioResampler | None = None
+        if sample_rate != SAMPLE_RATE:
+            import av
+
+            # s16 out, as tingji.audio decodes files: the same input gives the same samples
+            self._resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+
+    def __call__(self, pcm: bytes) -> np.ndarray:
+        if len(pcm) % 2:
+            raise AudioError(
+                f"a PCM frame of {len(pcm)} bytes: 16-bit samples take an even number of bytes"
+            )
+        samples = np.frombuffer(pcm, dtype="<i2")
+        if self._resampler is None:
+            return samples.astype(np.float32) / 32768.0
+        if len(samples) == 0:
+            return np.zeros(0, dtype=np.float32)
+        import av
+
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = self.sample_rate
+        return self._collect(self._resampler.resample(frame))
+
+    def flush(self) -> np.ndarray:
+        if self._resampler is None:
+            return np.zeros(0, dtype=np.float32)
+        return self._collect(self._resampler.resample(None))
+
+    @staticmethod
+    def _collect(frames: list[Any]) -> np.ndarray:
+        if not frames:
+            return np.zeros(0, dtype=np.float32)
+        ints = np.concatenate([f.to_ndarray().reshape(-1) for f in frames])
+        return np.multiply(ints, 1 / 32768, dtype=np.float32)
+
+
+class LiveSession:
+    """One live stream: s16le mono PCM at ``sample_rate`` in, :data:`Event` objects out.
+
+    Not thread-safe: feed it from one thread at a time (any one).
+    """
+
+    def __init__(
+        self,
+        recognizer: Recognizer,
+        *,
+        backend: Backend,
+        options: TranscribeOptions,
+        sample_rate: int = SAMPLE_RATE,
+        name: str = "live",
+    ) -> None:
+        self.recognizer = recognizer
+        self.backend = backend
+        self.options = options
+        self.sample_rate = sample_rate
+        self.name = name
+        self.received = 0
+        """Input samples received (at the input's sample rate)."""
+        self._resample = Resampler(sample_rate)
+        self._finished = False
+
+    @property
+    def duration(self) -> float:
+        """Seconds of audio received."""
+        return self.received / self.sample_rate
+
+    def feed(self, pcm: bytes) -> list[Event]:
+        samples = self._resample(pcm)
+        self.received += len(pcm) // 2
+        return self.recognizer.accept(samples)
+
+    def finish(self) -> list[Event]:
+        if self._finished:
+            return []
+        self._finished = True
+        events = self.recognizer.accept(self._resample.flush())
+        return events + self.recognizer.finish()
+
+    def close(self) -> None:
+        self.recognizer.close()
+
+    def transcript(self) -> Transcript:
+        """The final sentences so far as one transcript (for history)."""
+        segments = self.recognizer.segments()
+        language = self.recognizer.language or ""
+        return Transcript(
+            text=textproc.join_segments([s.text for s in segments], language),
+            segments=segments,
+            language=language,
+            language_probability=None,
+            duration=round(self.duration, 3),
+            processing_time=round(self.recognizer.decode_time, 3),
+            model=self.backend.info,
+            replacements=list(self.recognizer.replacements),
+            source=self.name,
+        )
