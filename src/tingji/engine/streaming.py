@@ -512,7 +512,7 @@ def settle(
     end of the audio often cuts a word, and Whisper completes it wrongly). What was settled
     stays: a hypothesis that contradicts it settles nothing new.
     """
-    candidates = [_common_prefix(previous, current)] if previous else []
+    candidates = [common_prefix(previous, current)] if previous else []
     if confident:
         candidates.append(_drop_tail(current, language))
     best = stable
@@ -525,7 +525,8 @@ def settle(
     return best
 
 
-def _common_prefix(a: str, b: str) -> str:
+def common_prefix(a: str, b: str) -> str:
+    """The longest start that ``a`` and ``b`` share."""
     n = 0
     for x, y in zip(a, b, strict=False):
         if x != y:

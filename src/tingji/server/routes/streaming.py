@@ -52,7 +52,7 @@ from fastapi import APIRouter, WebSocket
 from starlette.concurrency import run_in_threadpool
 
 from tingji.engine.hotwords import parse_hotwords
-from tingji.engine.streaming import Event, Final, LiveSession, Partial
+from tingji.engine.streaming import Event, Final, LiveSession, Partial, common_prefix
 from tingji.errors import BusyError, ModelError, OptionError, TingjiError
 from tingji.service import Tingji
 from tingji.types import Segment
@@ -450,7 +450,7 @@ class _Shaper:
     def _final(self, event: Final) -> dict[str, Any] | None:
         shown, self.sent, self.hypothesis = self.sent, "", ""
         if self.mode == "online":  # no corrections in this mode: the rest of the utterance
-            agreed = len(_common_prefix(shown, event.raw))
+            agreed = len(common_prefix(shown, event.raw))
             new = event.raw[agreed:]
             if not new.strip():
                 return None
@@ -559,12 +559,3 @@ def _is_cjk(ch: str) -> bool:
 
 def _is_latin(ch: str) -> bool:
     return ch.isascii() and ch.isalnum()
-
-
-def _common_prefix(a: str, b: str) -> str:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return a[:n]
