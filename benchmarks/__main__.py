@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks import (
+    bench_batch,
     bench_compute_type,
     bench_hotwords,
     bench_long,
@@ -17,6 +18,7 @@ from benchmarks import (
 
 BENCHMARKS: dict[str, Callable[[], Any]] = {
     "long": bench_long.main,
+    "batch": bench_batch.main,
     "hotwords": bench_hotwords.main,
     "compute": bench_compute_type.main,
     "streaming": bench_streaming.main,

@@ -79,5 +79,8 @@ class FakeBackend:
         seconds = len(audio) / 16000
         return Decoded([Piece(0.0, seconds, text)], options.language or self.language, 0.99)
 
+    def decode_many(self, clips: Any, options: Any) -> list[Any]:
+        return [self.decode(clip, options) for clip in clips]
+
     def close(self) -> None:
         pass

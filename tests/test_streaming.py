@@ -400,6 +400,24 @@ def test_api_key_required_when_configured(
         }
 
 
+def test_web_page_ticket_opens_the_socket_when_keys_are_set(
+    client: TestClient, service: Tingji, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Live tab's script never sees an API key; the signed-in page gets a ticket."""
+    monkeypatch.setattr(service.settings, "api_keys", ["sesame"])
+    ticket = service.live_ticket()
+    with client.websocket_connect(f"/ws/asr?ticket={ticket}", subprotocols=["binary"]) as ws:
+        run = converse(ws, pcm(SHORT))
+    assert run.messages[-1]["is_end"] and "error" not in run.messages[-1]
+    expires, _, signature = ticket.partition(".")
+    forged = f"{int(expires) + 3600}.{signature}"
+    expired = service.live_ticket(seconds=-1)
+    for wrong in (forged, expired, "nonsense", ""):
+        with client.websocket_connect(f"/ws/asr?ticket={wrong}") as ws:
+            message = ws.receive_json()
+        assert message["code"] == "unauthorized", wrong
+
+
 # -- a real server, a real client --------------------------------------------------------------
 def _free_port() -> int:
     with socket.socket() as sock:

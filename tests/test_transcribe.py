@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
+from tingji import audio
 from tingji.errors import OptionError
 from tingji.scoring import cer, pooled_cer
 from tingji.service import Tingji
@@ -110,3 +113,54 @@ def test_silence_gives_no_segments(service: Tingji, tmp_path) -> None:
     result = service.transcribe(str(path))
     assert result.segments == [] and result.text == ""
     assert result.duration == pytest.approx(3.0)
+
+
+def test_utterances_are_decoded_in_batches(service: Tingji) -> None:
+    """A file's utterances share decode batches; the text stays as accurate."""
+    clip = next(c for c in manifest() if c["path"] == "long/zh_dev_concat.wav")
+    backend = service.backend()
+    batches_before = backend._batcher.batches  # type: ignore[attr-defined]
+    result = service.transcribe(str(shared_clip(clip["path"])), service.options(language="zh"))
+    batches = backend._batcher.batches - batches_before  # type: ignore[attr-defined]
+    score = cer(clip["text"], result.text)
+    print(f"zh_dev_concat: {len(result.segments)} segments in {batches} batches, CER {score:.3f}")
+    assert score <= 0.22
+    assert 0 < batches <= len(result.segments) / 2
+    ends = [s.end for s in result.segments]
+    assert ends == sorted(ends) and ends[-1] > 130
+
+
+def test_concurrent_requests_share_the_model(service: Tingji) -> None:
+    """Four threads at once: each gets its own clip's text (the decodes are batched)."""
+    chosen = [c for c in manifest() if c["lang"] == "zh" and c["path"].startswith("zh/")][:4]
+    results: dict[str, str] = {}
+
+    def run(clip: dict[str, Any]) -> None:
+        path = str(shared_clip(clip["path"]))
+        results[clip["path"]] = service.transcribe(path, service.options(language="zh")).text
+
+    threads = [threading.Thread(target=run, args=(clip,)) for clip in chosen]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert len(results) == 4
+    for clip in chosen:
+        assert cer(clip["text"], results[clip["path"]]) <= 0.4, (clip, results[clip["path"]])
+
+
+def test_decode_with_and_without_timestamps(service: Tingji) -> None:
+    from tingji.engine.backend import DecodeOptions
+
+    samples = audio.load(str(shared_clip("zh/mossttsd/zh_spk1_moon.wav")))
+    backend = service.backend()
+    duration = len(samples) / 16000
+    (whole,) = backend.decode_many([samples], DecodeOptions(language="zh", timestamps=False))
+    assert len(whole.pieces) == 1
+    assert (whole.pieces[0].start, whole.pieces[0].end) == (0.0, duration)
+    timed = backend.decode(samples, DecodeOptions(language="zh", timestamps=True))
+    assert len(timed.pieces) >= 2
+    for piece in timed.pieces:
+        assert 0 <= piece.start <= piece.end <= duration
+    assert [p.start for p in timed.pieces] == sorted(p.start for p in timed.pieces)
+    assert cer(whole.pieces[0].text, "".join(p.text for p in timed.pieces)) < 0.3

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -129,15 +130,18 @@ def server(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Itera
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with playwright_api.sync_playwright() as driver:
-        chromium = driver.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+def driver() -> Iterator[Any]:
+    with playwright_api.sync_playwright() as playwright:
+        yield playwright
+
+
+@pytest.fixture(scope="module")
+def browser(driver: Any) -> Iterator[Any]:
+    chromium = driver.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
+    try:
+        yield chromium
+    finally:
+        chromium.close()
 
 
 @pytest.fixture
@@ -350,5 +354,61 @@ def test_login_when_a_ui_password_is_set(browser: Any, tmp_path: Path, model_cac
         expect(page.locator("#tj-tabs")).to_be_visible(timeout=30_000)
         shot(page, tmp_path, "logged-in")
         context.close()
+    finally:
+        guarded.stop()
+
+
+LIVE_CLIP = "zh/mossttsd/zh_spk2_moon.wav"
+
+
+def test_live_tab_streams_the_microphone(driver: Any, tmp_path: Path, model_cache: Path) -> None:
+    """Chromium's fake microphone plays a shared clip; partial text appears while it plays,
+    then a final sentence with its times, and Stop saves the session to history. The server
+    has an API key, so the page's socket gets in with the ticket the signed-in page was given.
+    """
+    clip = shared_clip(LIVE_CLIP)
+    key = "live-key-123"
+    guarded = Server(tmp_path / "data", model_cache, TINGJI_API_KEYS=f'["{key}"]')
+    fake_mic = [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={clip}",
+    ]
+    try:
+        browser = driver.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS + fake_mic
+        )
+        try:
+            page = browser.new_context(viewport=DESKTOP).new_page()
+            page.set_default_timeout(30_000)
+            page.goto(guarded.url)
+            page.locator("input[type=text]").first.fill("admin")
+            page.locator("input[type=password]").fill(key)
+            page.locator("input[type=password]").press("Enter")
+            page.wait_for_selector("#tj-tabs")
+            select_tab(page, "实时录音")
+            expect(page.locator("#tj-live-out")).to_contain_text("开始")
+            page.locator("#tj-live-start").click()
+            out = page.locator("#tj-live-out")
+            expect(out.locator(".tj-live-note")).to_have_attribute("data-state", "listening")
+            expect(out.locator(".tj-partial")).not_to_be_empty(timeout=RECOGNITION_TIMEOUT_MS)
+            shot(page, tmp_path, "live-partial")
+            expect(out.locator(".tj-final").first).to_be_visible(timeout=RECOGNITION_TIMEOUT_MS)
+            first = out.locator(".tj-final").first.inner_text()
+            assert "直播" in first, first
+            assert re.match(r"\d\d:\d\d–\d\d:\d\d ", first), first
+            page.locator("#tj-live-stop").click()
+            expect(out.locator(".tj-live-note")).to_have_attribute(
+                "data-state", "done", timeout=RECOGNITION_TIMEOUT_MS
+            )
+            expect(out.locator(".tj-live-note")).to_contain_text("已保存")
+            shot(page, tmp_path, "live-stopped")
+        finally:
+            browser.close()
+        history = httpx.get(
+            guarded.url + "api/history", headers={"X-API-Key": key}, timeout=30
+        ).json()
+        names = [item["name"] for item in history["items"]]
+        assert any(name.startswith("实时录音") for name in names), names
     finally:
         guarded.stop()

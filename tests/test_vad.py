@@ -109,3 +109,15 @@ def test_window_maps_packed_times_back() -> None:
     assert audio_[32000:41600].max() == 0 and audio_[:32000].min() == 1
     too_long = SpeechSpan(200000, 200000 + 26 * SAMPLE_RATE)
     assert not window.fits(too_long, 30 * SAMPLE_RATE, max_pause=10)
+
+
+def test_a_soft_onset_is_kept_with_its_segment() -> None:
+    """A quiet first syllable scores under the threshold; the start reaches back over it."""
+    options = VadOptions(min_silence_ms=500, speech_pad_ms=0)
+    probs = _probs([(0.0, 640), (0.03, 320), (0.25, 320), (0.9, 960), (0.0, 800)])
+    spans = _segment(probs, options)
+    assert len(spans) == 1
+    assert spans[0].start == (20 + 10) * WINDOW  # the 0.25 stretch, not the 0.03 one
+    lookback = _probs([(0.0, 640), (0.3, 3200), (0.9, 960), (0.0, 800)])
+    (span,) = _segment(lookback, options)
+    assert (20 + 100) * WINDOW - span.start <= 32 * WINDOW  # at most about a second back

@@ -87,8 +87,9 @@ class Settings(BaseSettings):
     """Largest accepted upload, in MiB. Default 500."""
     max_job_files: int = Field(default=50, ge=1)
     """Most files in one batch job. Default 50."""
-    workers: int = Field(default=1, ge=1, le=16)
-    """Recognitions run at once for API requests. Default 1 (one model per device)."""
+    workers: int = Field(default=4, ge=1, le=16)
+    """Recognitions run at once, for API requests and for the files of batch jobs each. They
+    share one model per device, whose decodes of all of them run in batches. Default 4."""
     max_queue: int = Field(default=8, ge=0)
     """Requests allowed to wait for a worker; beyond that the API answers 503. Default 8."""
     stream_max_seconds: float = Field(default=3600.0, gt=0)

@@ -7,10 +7,13 @@ recognitions and the batch-job runner. Nothing here knows about HTTP or Gradio.
 from __future__ import annotations
 
 import csv
+import hmac
 import io
 import json
 import logging
+import secrets
 import threading
+import time
 import uuid
 import weakref
 import zipfile
@@ -52,6 +55,9 @@ from tingji.types import (
 
 log = logging.getLogger("tingji")
 
+LIVE_TICKET_SECONDS = 600.0
+"""How long a web page's live-stream ticket is good for (a stream started in time goes on)."""
+
 
 @dataclass
 class MemoryReport:
@@ -83,6 +89,7 @@ class Tingji:
         )
         self._storage: Storage | None = None
         self._runner: JobRunner | None = None
+        self._ticket_key = secrets.token_bytes(32)
         self._slots = threading.BoundedSemaphore(self.settings.workers + self.settings.max_queue)
         self._workers = threading.BoundedSemaphore(self.settings.workers)
         self._waiting = 0
@@ -278,6 +285,21 @@ class Tingji:
             self._live.add(id(session))
         return session
 
+    def live_ticket(self, seconds: float = LIVE_TICKET_SECONDS) -> str:
+        """A short-lived pass for the live WebSocket, handed to a signed-in web page (whose
+        script cannot send the API key it never saw)."""
+        expires = str(int(time.time() + seconds))
+        return f"{expires}.{self._sign(expires)}"
+
+    def check_live_ticket(self, ticket: str) -> bool:
+        expires, _, signature = ticket.partition(".")
+        if not expires.isdigit() or int(expires) < time.time():
+            return False
+        return hmac.compare_digest(signature, self._sign(expires))
+
+    def _sign(self, text: str) -> str:
+        return hmac.new(self._ticket_key, text.encode(), "sha256").hexdigest()
+
     def end_live(self, session: LiveSession, *, save: bool = True) -> int | None:
         """Close a live stream and save what it recognised to history (unless ``save`` is
         False or nothing was said); returns the history entry's id. Closing twice is harmless.
@@ -365,7 +387,11 @@ class Tingji:
     def runner(self) -> JobRunner:
         if self._runner is None:
             self._runner = JobRunner(
-                self.history, self.settings.audio_dir, self._recognise_job_file, options_from_dict
+                self.history,
+                self.settings.audio_dir,
+                self._recognise_job_file,
+                options_from_dict,
+                lanes=self.settings.workers,
             )
             self._runner.on_file_done = self._after_job_file
         return self._runner

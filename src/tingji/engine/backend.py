@@ -1,8 +1,8 @@
 """The contract every recognition backend meets, and the registry that picks one by model name.
 
-A backend decodes one utterance (a few seconds to ~30 s of 16 kHz mono audio) at a time; VAD,
-batching over a file, language detection policy and text post-processing live in the pipeline,
-so every backend gets them alike. The built-in Whisper backend registers itself here the same
+A backend decodes utterances (a few seconds to ~30 s of 16 kHz mono audio each), one or a batch
+at a time; VAD, language detection policy and text post-processing live in the pipeline, so
+every backend gets them alike. The built-in Whisper backend registers itself here the same
 way a third-party one would::
 
     register(BackendSpec(name="mine", claims=lambda model: model.startswith("mine:"),
@@ -12,7 +12,7 @@ way a third-party one would::
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -39,6 +39,9 @@ class DecodeOptions:
     fallback: bool = True
     """Decode again at higher temperatures when the text looks wrong (Whisper). Live decoding
     turns it off: on a fraction of a word it can cost ten times a plain decode."""
+    timestamps: bool = True
+    """Split the utterance into timed pieces. Without, a backend may answer one piece for the
+    whole clip (Whisper is more accurate on short utterances without timestamp tokens)."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,10 @@ class Backend(Protocol):
 
     def decode(self, audio: np.ndarray, options: DecodeOptions) -> Decoded:
         """Recognise one utterance."""
+        ...
+
+    def decode_many(self, clips: Sequence[np.ndarray], options: DecodeOptions) -> list[Decoded]:
+        """Recognise several utterances with the same options (batched where the backend can)."""
         ...
 
     def close(self) -> None:

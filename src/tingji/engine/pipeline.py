@@ -32,6 +32,13 @@ HINT_ALL_LIMIT = 20
 HINT_PER_SEGMENT = 12
 MIN_COVERAGE = 0.3
 """A packed span whose time the text covers less than this is decoded again on its own."""
+MAX_WINDOW_SECONDS = 27.0
+"""Longest window: with the silence the decoder appends (3 s) it fills Whisper's 30 s."""
+TIMESTAMP_WINDOW_SECONDS = 12.0
+"""Windows longer than this are decoded with timestamps, to split them into shorter segments."""
+BATCH_WINDOWS = 8
+BATCH_SECONDS = 120.0
+"""Windows are decoded in batches of this many, or this much audio, whichever comes first."""
 
 Source = str | BinaryIO
 
@@ -72,6 +79,7 @@ class Transcription:
         self.replacements: list[Replacement] = []
         self.processing_time = 0.0
         self._hotwords = HotwordIndex(list(options.hotwords)) if options.hotwords else None
+        self._ready: list[Window] = []
         self._iterator: Iterator[Segment] | None = None
 
     # -- iteration ---------------------------------------------------------------------------
@@ -159,64 +167,78 @@ class Transcription:
     def _drain(
         self, pending: list[tuple[SpeechSpan, np.ndarray]], *, final: bool
     ) -> Iterator[Segment]:
-        """Decode every full window of pending spans (all of them when ``final``)."""
-        if not pending:
-            return
-        if self.language is None:
+        """Pack pending spans into windows; decode once a batch of windows is complete (all
+        of them when ``final``)."""
+        if pending and self.language is None:
             speech = sum(span.duration for span, _ in pending)
             if speech < LANGUAGE_PROBE_SECONDS and not final:
                 return
             sample = np.concatenate([clip for _, clip in pending])[: 30 * SAMPLE_RATE]
             self.language, self.language_probability = self.backend.detect_language(sample)
-        max_samples = int(self.options.vad.max_segment_s * SAMPLE_RATE)
+        max_samples = int(min(self.options.vad.max_segment_s, MAX_WINDOW_SECONDS) * SAMPLE_RATE)
         window = Window()
         taken = 0
         for span, clip in pending:
             if not window.fits(span, max_samples):
-                yield from self._recognise(window)
+                self._ready.append(window)
                 window = Window()
             window.add(span, clip)
             taken += 1
         if final:
-            yield from self._recognise(window)
+            if window.parts:
+                self._ready.append(window)
             pending.clear()
         else:  # the last window may still grow
             del pending[: taken - len(window.parts)]
+        ready_seconds = sum(w.length for w in self._ready) / SAMPLE_RATE
+        if self._ready and (
+            final or len(self._ready) >= BATCH_WINDOWS or ready_seconds >= BATCH_SECONDS
+        ):
+            windows, self._ready = self._ready, []
+            yield from self._recognise(windows)
 
-    def _recognise(self, window: Window) -> Iterator[Segment]:
-        if not window.parts:
-            return
-        timed = self._decode(window)
-        if len(window.parts) > 1:
-            # A packed window sometimes comes back with a whole utterance left out; decode
-            # any span the text does not reach on its own.
-            spans = [(start, end) for start, end, _ in timed]
-            for part in window.parts:
-                if window.coverage(part, spans) < MIN_COVERAGE:
-                    single = Window()
-                    single.add(part.span, part.clip)
-                    timed += self._decode(single)
-            timed.sort(key=lambda item: item[0])
-        for n, (start, end, piece) in enumerate(timed):
-            text = self._postprocess(piece, last=n == len(timed) - 1)
-            if not text:
-                continue
-            segment = Segment(
-                id=len(self.segments),
-                start=round(start, 3),
-                end=round(end, 3),
-                text=text,
-                avg_logprob=piece.avg_logprob,
-                no_speech_prob=piece.no_speech_prob,
-            )
-            self.segments.append(segment)
-            yield segment
-        self.position = window.end
+    def _recognise(self, windows: list[Window]) -> Iterator[Segment]:
+        """Decode windows as one batch and yield their segments in order."""
+        timed = self._decode(windows)
+        for window, found in zip(windows, timed, strict=True):
+            if len(window.parts) > 1 and self._timestamps(window):
+                # A packed window sometimes comes back with a whole utterance left out;
+                # decode any span the text does not reach on its own.
+                spans = [(start, end) for start, end, _ in found]
+                alone = []
+                for part in window.parts:
+                    if window.coverage(part, spans) < MIN_COVERAGE:
+                        single = Window()
+                        single.add(part.span, part.clip)
+                        alone.append(single)
+                for extra in self._decode(alone):
+                    found += extra
+                found.sort(key=lambda item: item[0])
+            for n, (start, end, piece) in enumerate(found):
+                text = self._postprocess(piece, last=n == len(found) - 1)
+                if not text:
+                    continue
+                segment = Segment(
+                    id=len(self.segments),
+                    start=round(start, 3),
+                    end=round(end, 3),
+                    text=text,
+                    avg_logprob=piece.avg_logprob,
+                    no_speech_prob=piece.no_speech_prob,
+                )
+                self.segments.append(segment)
+                yield segment
+            self.position = window.end
 
-    def _decode(self, window: Window) -> list[tuple[float, float, Piece]]:
-        """Decode a window (hinting hotwords) and place its pieces on the input's time line."""
+    def _timestamps(self, window: Window) -> bool:
+        """Timed pieces for long windows only: a short one is one segment, and Whisper is
+        more accurate on it without timestamp tokens."""
+        return window.length / SAMPLE_RATE > TIMESTAMP_WINDOW_SECONDS
+
+    def _decode(self, windows: list[Window]) -> list[list[tuple[float, float, Piece]]]:
+        """Decode windows (hinting hotwords); each one's pieces on the input's time line."""
         assert self.language is not None
-        options = DecodeOptions(
+        base = DecodeOptions(
             language=self.language,
             task=self.options.task,
             beam_size=self.beam_size,
@@ -226,22 +248,48 @@ class Transcription:
         )
         index = self._hotwords
         if index is not None and len(index) <= HINT_ALL_LIMIT:
-            options = replace(options, hint=self._hint(index.terms))
-        clip = window.audio
-        decoded = self.backend.decode(clip, options)
-        if index is not None and len(index) > HINT_ALL_LIMIT:
-            first = self._script_for_matching(" ".join(p.text for p in decoded.pieces))
-            hints = index.select_hints(first, limit=HINT_PER_SEGMENT)
-            if hints:
-                second = self.backend.decode(clip, replace(options, hint=self._hint(hints)))
-                if self._terms_found(second) >= self._terms_found(decoded):
-                    decoded = second
+            base = replace(base, hint=self._hint(index.terms))
+        decoded: list[Decoded | None] = [None] * len(windows)
+        for timestamps in (False, True):
+            chosen = [n for n, w in enumerate(windows) if self._timestamps(w) == timestamps]
+            options = replace(base, timestamps=timestamps)
+            clips = [windows[n].audio for n in chosen]
+            for n, answer in zip(chosen, self._decode_clips(clips, options), strict=True):
+                decoded[n] = answer
         timed = []
-        for piece in decoded.pieces:
-            start = window.to_original(piece.start, is_end=False)
-            end = max(start, window.to_original(piece.end, is_end=True))
-            timed.append((start, end, piece))
+        for window, result in zip(windows, decoded, strict=True):
+            assert result is not None
+            pieces = []
+            for piece in result.pieces:
+                start = window.to_original(piece.start, is_end=False)
+                end = max(start, window.to_original(piece.end, is_end=True))
+                pieces.append((start, end, piece))
+            timed.append(pieces)
         return timed
+
+    def _decode_clips(self, clips: list[np.ndarray], options: DecodeOptions) -> list[Decoded]:
+        """One batched pass; with a long glossary, a second pass per clip hinted with the
+        terms that sound like its first pass, kept unless it lost terms."""
+        if not clips:
+            return []
+        decoded = self.backend.decode_many(clips, options)
+        index = self._hotwords
+        if index is None or len(index) <= HINT_ALL_LIMIT:
+            return decoded
+        by_hint: dict[str, list[int]] = {}
+        for n, first in enumerate(decoded):
+            text = self._script_for_matching(" ".join(p.text for p in first.pieces))
+            hint = self._hint(index.select_hints(text, limit=HINT_PER_SEGMENT))
+            if hint:
+                by_hint.setdefault(hint, []).append(n)
+        for hint, chosen in by_hint.items():
+            second = self.backend.decode_many(
+                [clips[n] for n in chosen], replace(options, hint=hint)
+            )
+            for n, again in zip(chosen, second, strict=True):
+                if self._terms_found(again) >= self._terms_found(decoded[n]):
+                    decoded[n] = again
+        return decoded
 
     def _terms_found(self, decoded: Decoded) -> int:
         """How many glossary terms a pass has, after correction: the hinted pass is kept

@@ -43,6 +43,7 @@ from tingji.engine.pipeline import (
     HINT_ALL_LIMIT,
     HINT_PER_SEGMENT,
     LANGUAGE_PROBE_SECONDS,
+    TIMESTAMP_WINDOW_SECONDS,
     Transcription,
     hint_for,
     postprocess,
@@ -432,6 +433,8 @@ class OnlineRecognizer:
             initial_prompt=self.options.initial_prompt,
             itn=self.options.itn,
             fallback=False,
+            # as in files: one piece for a short utterance, timed pieces for a long one
+            timestamps=final and len(clip) / SAMPLE_RATE > TIMESTAMP_WINDOW_SECONDS,
         )
         started = time.perf_counter()
         decoded = self.backend.decode(clip, options)

@@ -9,6 +9,7 @@ lower threshold, and a segment that reaches ``max_segment_s`` is cut at its long
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,6 +70,16 @@ class SpeechSpan:
         return (self.end - self.start) / SAMPLE_RATE
 
 
+ONSET_LOOKBACK = 31
+"""Windows (~1 s) looked back over when speech starts: soft onsets (a quiet first syllable)
+score below the threshold, and Whisper drops a word cut in half."""
+
+
+def threshold_onset(threshold: float) -> float:
+    """Probability down to which a segment's start is extended backwards."""
+    return max(0.05, threshold * 0.3)
+
+
 class SpeechSegmenter:
     """Turns per-window probabilities into speech spans, incrementally.
 
@@ -92,6 +103,8 @@ class SpeechSegmenter:
         self._last_voiced = 0
         self._probs: list[float] = []
         self._prev_end = 0
+        self._recent: deque[float] = deque(maxlen=ONSET_LOOKBACK)
+        self._onset = threshold_onset(options.threshold)
 
     def push(self, probs: np.ndarray) -> list[SpeechSpan]:
         spans: list[SpeechSpan] = []
@@ -100,7 +113,16 @@ class SpeechSegmenter:
             self._index += 1
             if self._start is None:
                 if p >= self._threshold:
-                    self._start, self._last_voiced, self._probs = i, i, [p]
+                    back = 0
+                    for q in reversed(self._recent):
+                        if q < self._onset or (i - back - 1) * WINDOW < self._prev_end:
+                            break
+                        back += 1
+                    onset = list(self._recent)[len(self._recent) - back :]
+                    self._start, self._last_voiced, self._probs = i - back, i, [*onset, p]
+                    self._recent.clear()
+                else:
+                    self._recent.append(p)
                 continue
             self._probs.append(p)
             if p >= self._low:
@@ -124,7 +146,7 @@ class SpeechSegmenter:
         if self._start is not None:
             first = self._start * WINDOW - self._pad
         else:
-            first = self._index * WINDOW - self._pad - WINDOW
+            first = (self._index - ONSET_LOOKBACK - 1) * WINDOW - self._pad
         return max(0, self._prev_end, min(first, total_samples))
 
     def finish(self, total_samples: int) -> list[SpeechSpan]:
@@ -141,6 +163,7 @@ class SpeechSegmenter:
         start_window = self._start
         self._start = None
         self._probs = []
+        self._recent.clear()
         if end_window - start_window < self._min_speech:
             return
         pad = self._pad if padded else 0

@@ -1,4 +1,6 @@
-"""The batch runner: one thread that takes queued job files in order and recognises them.
+"""The batch runner: a few threads ("lanes") that take queued job files in order and recognise
+them. Files on different lanes run at the same time, so their decodes share the model's batches
+(see :mod:`tingji.engine.batcher`); at most ``lanes`` files are open at once.
 
 Every finished file is saved with its result in one transaction, so a server killed mid-batch
 loses nothing: at the next start, files left ``running`` go back to the queue and the job goes on.
@@ -45,6 +47,8 @@ class JobRunner:
         audio_dir: Path,
         recognise: Recognise,
         options_from: Callable[[dict[str, object]], TranscribeOptions],
+        *,
+        lanes: int = 1,
     ) -> None:
         self.storage = storage
         self.audio_dir = audio_dir
@@ -52,9 +56,11 @@ class JobRunner:
         self.options_from = options_from
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._live: _Live | None = None
+        self.lanes = max(1, lanes)
+        self._live: dict[int, _Live] = {}
+        self._claim = threading.Lock()
         self._cancelled: set[str] = set()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._changed = threading.Condition()
         self.on_file_done: Callable[[str], None] | None = None
 
@@ -62,14 +68,16 @@ class JobRunner:
         requeued = self.storage.requeue_interrupted()
         if requeued:
             log.warning("resuming %d job file(s) interrupted by the last shutdown", requeued)
-        self._thread = threading.Thread(target=self._loop, name="tingji-jobs", daemon=True)
-        self._thread.start()
+        for lane in range(self.lanes):
+            thread = threading.Thread(target=self._loop, name=f"tingji-jobs-{lane}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        for thread in self._threads:
+            thread.join(timeout)
 
     def notify(self) -> None:
         """A job was queued."""
@@ -86,13 +94,14 @@ class JobRunner:
         job = self.storage.get_job(job_id)
         if job is None:
             return None
-        live = self._live
-        if live is not None and live.job_id == job_id:
-            for f in job.files:
-                if f.id == live.file_id and f.status == "running":
-                    f.done_seconds = live.done
-                    if live.total is not None:  # unknown until the file is opened
-                        f.duration = live.total
+        live = {n.file_id: n for n in list(self._live.values()) if n.job_id == job_id}
+        for f in job.files:
+            now = live.get(f.id)
+            if now is not None and f.status == "running":
+                f.done_seconds = now.done
+                if now.total is not None:  # unknown until the file is opened
+                    f.duration = now.total
+                if job.current_file is None:
                     job.current_file = f.name
         job.eta = _eta(job)
         return job
@@ -108,7 +117,8 @@ class JobRunner:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            item = self.storage.next_queued_file()
+            with self._claim:
+                item = self.storage.next_queued_file()
             if item is None:
                 self._wake.wait(1.0)
                 self._wake.clear()
@@ -121,7 +131,7 @@ class JobRunner:
         job = self.storage.get_job(job_id)
         if job is None:
             return
-        live = self._live = _Live(job_id, file_id, name)
+        live = self._live[file_id] = _Live(job_id, file_id, name)
         self._touch()
 
         def progress(done: float, total: float | None) -> bool:
@@ -145,7 +155,7 @@ class JobRunner:
         else:
             self.storage.finish_file(job_id, file_id, transcript, job.options)
         finally:
-            self._live = None
+            self._live.pop(file_id, None)
         if self.on_file_done is not None:
             self.on_file_done(job_id)
 

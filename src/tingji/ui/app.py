@@ -111,4 +111,5 @@ def mount(app: FastAPI, service: Tingji) -> FastAPI:
         pwa=False,
         theme=theme(),
         css=CSS,
+        head=live.head(),
     )

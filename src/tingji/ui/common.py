@@ -86,29 +86,8 @@ def script_choices(lang: str) -> list[tuple[str, str]]:
 def option_inputs(service: Tingji, tr: Translator, *, hotwords: bool = True) -> OptionInputs:
     """The options panel (inside the caller's layout); defaults come from the settings."""
     defaults = service.options()
-    language = tr(
-        gr.Dropdown,
-        label=T("opt.language"),
-        choices=Lazy(language_choices),
-        value=defaults.language or "",
-        allow_custom_value=True,
-        filterable=True,
-    )
-    hotword_text = tr(
-        gr.Textbox,
-        label=T("opt.hotwords"),
-        placeholder=T("opt.hotwords.placeholder"),
-        lines=2,
-        max_lines=6,
-        visible=hotwords,
-    )
-    hotword_list = tr(
-        gr.Dropdown,
-        label=T("opt.hotword_list"),
-        choices=Lazy(lambda lang: hotword_list_choices(service, lang)),
-        value="",
-        visible=hotwords,
-    )
+    language = language_input(tr, defaults.language)
+    hotword_text, hotword_list = hotword_inputs(service, tr, visible=hotwords)
     script = tr(
         gr.Radio, label=T("opt.script"), choices=Lazy(script_choices), value=defaults.script
     )
@@ -116,6 +95,40 @@ def option_inputs(service: Tingji, tr: Translator, *, hotwords: bool = True) -> 
     models = service.offered_models()
     model = tr(gr.Dropdown, label=T("opt.model"), choices=models, value=models[0])
     return OptionInputs(language, hotword_text, hotword_list, itn, script, model)
+
+
+def language_input(tr: Translator, default: str | None) -> gr.Dropdown:
+    """The language picker ("" = detect)."""
+    return tr(
+        gr.Dropdown,
+        label=T("opt.language"),
+        choices=Lazy(language_choices),
+        value=default or "",
+        allow_custom_value=True,
+        filterable=True,
+    )
+
+
+def hotword_inputs(
+    service: Tingji, tr: Translator, *, visible: bool = True
+) -> tuple[gr.Textbox, gr.Dropdown]:
+    """Hotwords typed in, and a saved hotword list to add to them."""
+    text = tr(
+        gr.Textbox,
+        label=T("opt.hotwords"),
+        placeholder=T("opt.hotwords.placeholder"),
+        lines=2,
+        max_lines=6,
+        visible=visible,
+    )
+    listed = tr(
+        gr.Dropdown,
+        label=T("opt.hotword_list"),
+        choices=Lazy(lambda lang: hotword_list_choices(service, lang)),
+        value="",
+        visible=visible,
+    )
+    return text, listed
 
 
 def build_options(

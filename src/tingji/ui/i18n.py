@@ -102,14 +102,25 @@ TEXTS: dict[str, tuple[str, str]] = {
     "status.failed": ("失败", "failed"),
     "status.cancelled": ("已取消", "cancelled"),
     # live
-    "live.mic": ("麦克风", "Microphone"),
     "live.hint": (
-        "点击录音，说完后停止，即自动识别（边说边出字将在后续版本提供）。",
-        "Record, then stop: the clip is recognised (live text comes in a later version).",
+        "点击“开始”，对着麦克风说话，文字边说边出：灰色是正在识别的句子，停顿后换成校正好的整句。"
+        "点击“停止”后，整段记录保存到识别历史。",
+        "Press Start and speak: the text appears as you talk. The sentence in progress is grey "
+        "and is replaced by the corrected sentence at each pause. Stop saves the session to "
+        "history.",
     ),
-    "live.run": ("识别这段录音", "Recognise the recording"),
-    "live.text": ("识别结果", "Text"),
-    "live.name": ("录音 {time}", "Recording {time}"),
+    "live.start": ("开始", "Start"),
+    "live.stop": ("停止", "Stop"),
+    "live.name": ("实时录音 {time}", "Live {time}"),
+    "live.connecting": ("正在打开麦克风……", "Opening the microphone…"),
+    "live.listening": ("正在听……", "Listening…"),
+    "live.finishing": ("正在识别最后一句……", "Finishing the last sentence…"),
+    "live.saved": ("已停止，已保存到识别历史。", "Stopped; saved to history."),
+    "live.nothing": ("已停止，没有听到语音。", "Stopped; no speech was heard."),
+    "live.lost": ("与服务器的连接断开了。", "The connection to the server was lost."),
+    "live.no_mic": ("无法使用麦克风", "The microphone is not available"),
+    "live.error": ("出错了", "Error"),
+    "live.empty": ("点击“开始”后，识别的文字会显示在这里。", "Press Start; the text appears here."),
     # history
     "hist.query": ("搜索", "Search"),
     "hist.query.placeholder": ("文本或文件名中的任意字词", "any part of the text or file name"),

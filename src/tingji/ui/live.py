@@ -1,71 +1,99 @@
-"""Tab 3, 实时录音 / Live: record with the browser's microphone, then recognise the clip.
+"""Tab 3, 实时录音 / Live: speak into the browser's microphone and watch the text appear.
 
-Live text while speaking comes with the streaming issue; until then a finished recording is
-recognised (and saved to history) as soon as the recording stops.
+The page streams the microphone over the live WebSocket (``/ws/asr``, FunASR's 2pass protocol;
+see :mod:`tingji.server.routes.streaming`) with the script in ``live.js``: partial text is shown
+lighter and replaced as it changes, finished sentences are added with their times, and the
+session is saved to history when it stops. Python's part is small: it turns the options panel
+into the stream's configuration and hands the page a short-lived ticket for the socket.
 """
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
 
 import gradio as gr
 
-from tingji.ui.common import build_options, highlight, message, option_inputs, status_line, text_box
+from tingji.ui.common import (
+    build_options,
+    hotword_inputs,
+    language_input,
+    message,
+    status_line,
+)
 from tingji.ui.i18n import T, t
 from tingji.ui.page import Page
-from tingji.ui.single import Partial, recognise_stream, segment_rows, segments_table, text_panel
+
+SCRIPT = Path(__file__).with_name("live.js")
+LABELS = (
+    "connecting",
+    "listening",
+    "finishing",
+    "saved",
+    "nothing",
+    "lost",
+    "no_mic",
+    "error",
+    "empty",
+)
+
+
+def head() -> str:
+    """The ``<script>`` that the page needs for this tab (put in the page's head)."""
+    return f"<script>\n{SCRIPT.read_text(encoding='utf-8')}\n</script>"
 
 
 def build(page: Page) -> None:
     tr = page.tr
+    service = page.service
+    defaults = service.options()
     with tr(gr.Tab, label=T("tab.live"), id="live"), gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=300):
             tr(gr.Markdown, value=T("live.hint"))
-            mic = tr(
-                gr.Audio,
-                label=T("live.mic"),
-                sources=["microphone"],
-                type="filepath",
-                format="wav",
-                elem_id="tj-live-mic",
-            )
-            with tr(gr.Accordion, label=T("opt.title"), open=False):
-                opts = option_inputs(page.service, tr)
-            run = tr(gr.Button, value=T("live.run"), variant="primary", elem_id="tj-live-run")
-        with gr.Column(scale=3, min_width=300):
-            status, text = text_panel(page, "tj-live", "live.text")
-            segments = segments_table(page)
-    page.hotword_pickers.append(opts.hotword_list)
-    page.model_pickers.append(opts.model)
-
-    def recognise(path: str | None, *values: Any) -> Iterator[tuple[Any, ...]]:
-        *option_values, lang = values
-        if not path:
-            yield status_line(t("single.no_input", lang), "error"), gr.skip(), gr.skip()
-            return
-        name = t("live.name", lang, time=time.strftime("%Y-%m-%d %H%M%S")) + ".wav"
-        try:
-            options, model = build_options(page.service, *option_values)
-            for event in recognise_stream(page, path, name, options, model):
-                if isinstance(event, Partial):
-                    note = t("single.working", lang, done=event.position, total=event.duration or 0)
-                    body = text_box(highlight(event.text, options.hotwords))
-                    yield status_line(note), body, segment_rows(event.segments)
-                    continue
-                transcript = event.transcript
-                yield (
-                    status_line(t("single.done", lang, name=name), "ok"),
-                    text_box(highlight(transcript.text, options.hotwords)),
-                    segment_rows(transcript.segments),
+            with gr.Row():
+                start = tr(
+                    gr.Button, value=T("live.start"), variant="primary", elem_id="tj-live-start"
                 )
-        except Exception as exc:  # shown in the page, never as a traceback
-            note = message(exc, lang, name)
-            gr.Warning(note)
-            yield status_line(note, "error"), text_box(""), []
+                stop = tr(gr.Button, value=T("live.stop"), variant="stop", elem_id="tj-live-stop")
+            with tr(gr.Accordion, label=T("opt.title"), open=False):
+                language = language_input(tr, defaults.language)
+                hotwords, hotword_list = hotword_inputs(service, tr)
+                itn = tr(gr.Checkbox, label=T("opt.itn"), value=defaults.itn)
+            note = gr.HTML(elem_id="tj-live-error")
+            config = gr.Textbox(visible=False, elem_id="tj-live-config")
+        with gr.Column(scale=3, min_width=300):
+            gr.HTML(
+                f'<div id="tj-live-out"><div class="tj-text tj-live-text">'
+                f'<div class="tj-live-empty">{t("live.empty")}</div></div></div>',
+                elem_id="tj-live-panel",
+            )
+    page.hotword_pickers.append(hotword_list)
 
-    inputs = [mic, *opts.all(), page.lang]
-    outputs = [status, text, segments]
-    mic.stop_recording(recognise, inputs=inputs, outputs=outputs, show_progress_on=[status])
-    run.click(recognise, inputs=inputs, outputs=outputs, show_progress_on=[status])
+    def configure(
+        language_code: str | None, terms: str | None, listed: str | None, itn_on: bool, lang: str
+    ) -> tuple[str, str]:
+        try:
+            options, _ = build_options(
+                service, language_code, terms, listed, itn_on, defaults.script, None
+            )
+        except Exception as exc:  # shown in the page, never as a traceback
+            return "", status_line(message(exc, lang), "error")
+        stream = {
+            "ticket": service.live_ticket(),
+            "wav_name": t("live.name", lang, time=time.strftime("%Y-%m-%d %H%M%S")),
+            "hotwords": "\n".join(options.hotwords),
+            "itn": options.itn,
+            "language": options.language,
+            "labels": {key: t(f"live.{key}", lang) for key in LABELS},
+        }
+        return json.dumps(stream, ensure_ascii=False), ""
+
+    started = start.click(
+        configure,
+        inputs=[language, hotwords, hotword_list, itn, page.lang],
+        outputs=[config, note],
+        show_progress="hidden",
+    )
+    started.then(None, inputs=[config], js="(cfg) => { if (cfg) window.tjLive.start(cfg); }")
+    stop.click(None, js="() => { window.tjLive.stop(); }")

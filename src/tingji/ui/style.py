@@ -58,6 +58,12 @@ CSS = """
   background: #fde68a; color: #1f2937; border-radius: 3px; padding: 0 2px;
 }
 .tj-progress { margin: 4px 0 8px 0; }
+#tj-live-out .tj-live-text { min-height: 12em; max-height: 60vh; overflow-y: auto; }
+#tj-live-out .tj-final { margin: 2px 0; }
+#tj-live-out .tj-time { color: var(--body-text-color-subdued); font-size: .85em;
+  font-variant-numeric: tabular-nums; margin-right: 6px; }
+#tj-live-out .tj-partial { color: var(--body-text-color-subdued); opacity: .75; }
+#tj-live-out .tj-live-empty { color: var(--body-text-color-subdued); }
 .tj-bar {
   height: 14px; border-radius: 7px; background: var(--neutral-200); overflow: hidden;
 }

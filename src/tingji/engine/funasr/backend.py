@@ -19,7 +19,7 @@ import os
 import sys
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -151,6 +151,9 @@ class FunasrBackend:
             found = majority_language(str(r.get("text", "")) for r in results)
             language = found[0] if found else None
         return Decoded(pieces, language or _default_language(self._languages))
+
+    def decode_many(self, clips: Sequence[np.ndarray], options: DecodeOptions) -> list[Decoded]:
+        return [self.decode(clip, options) for clip in clips]
 
     def generate_options(self, options: DecodeOptions) -> dict[str, Any]:
         """The keyword arguments of ``AutoModel.generate`` for these options."""

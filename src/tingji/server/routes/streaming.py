@@ -2,8 +2,8 @@
 
 Where: ``ws://HOST:PORT/`` (FunASR's clients connect with no path) and ``ws://HOST:PORT/ws/asr``,
 subprotocol ``binary``. When API keys are configured a key is required, as ``?api_key=KEY``,
-``X-API-Key`` or ``Authorization: Bearer KEY``; FunASR's clients send none, so they work only
-against a server without keys.
+``X-API-Key`` or ``Authorization: Bearer KEY`` (the web UI's Live tab sends a short-lived
+``?ticket=``); FunASR's clients send none, so they work only against a server without keys.
 
 Client → server:
 
@@ -295,7 +295,8 @@ class _Connection:
 
     def _authorised(self) -> bool:
         keys = self.settings.api_keys
-        if not keys:
+        ticket = self.ws.query_params.get("ticket")
+        if not keys or (ticket and self.service.check_live_ticket(ticket)):
             return True
         given = self.ws.query_params.get("api_key") or self.ws.headers.get("x-api-key", "")
         auth = self.ws.headers.get("authorization", "")
