@@ -74,6 +74,12 @@ def _free_port() -> int:
         return port
 
 
+def stream_settings() -> dict[str, str]:
+    """``TINGJI_STREAM_*`` settings given to the benchmark, passed on to the server (to
+    measure a choice such as ``TINGJI_STREAM_BEAM_SIZE=3``); other ``TINGJI_`` ones are not."""
+    return {k: v for k, v in os.environ.items() if k.startswith("TINGJI_STREAM_")}
+
+
 class Server:
     """``tingji serve`` on 127.0.0.1 with the benchmark's model settings."""
 
@@ -82,6 +88,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         s = common.settings()
         env = {k: v for k, v in os.environ.items() if not k.startswith("TINGJI_")}
+        env.update(stream_settings())
         env.update(
             TINGJI_DATA_DIR=str(data_dir),
             TINGJI_MODELS_DIR=str(s.model_cache),
@@ -256,6 +263,8 @@ def main() -> dict[str, Any]:
     zh = list(common.clips("zh/"))
     long = next(c for c in common.manifest() if c.name == LONG)
     print(f"[{NAME}] {len(zh)} zh clips and {LONG} at real-time pace, mode 2pass", flush=True)
+    if stream_settings():
+        print(f"  with {stream_settings()}", flush=True)
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="tingji-bench-") as tmp:
         server = Server(Path(tmp) / "data")

@@ -208,6 +208,15 @@ def test_binary_io_matches_path(tmp_path: Path) -> None:
     assert audio.probe(io.BytesIO(path.read_bytes())).codec == "flac"
 
 
+def test_probe_leaves_a_file_object_where_it_was(tmp_path: Path) -> None:
+    """A caller probes, then decodes the same object: it must get all the samples."""
+    path = _write(tmp_path / "a.flac", _encoder("flac"), 44100)
+    buffer = io.BytesIO(path.read_bytes())
+    assert audio.probe(buffer).duration is not None
+    assert buffer.tell() == 0
+    np.testing.assert_array_equal(audio.load(buffer), audio.load(path))
+
+
 class _Pipe(io.RawIOBase):
     """A readable stream that cannot seek, like a socket or stdin."""
 

@@ -623,3 +623,12 @@ def test_messages_carry_only_new_text() -> None:
         "is_final": True,
         "is_end": True,
     }
+
+
+def test_a_looping_partial_is_shown_once() -> None:
+    from tingji.engine.streaming import collapse_loops
+
+    assert collapse_loops("虽然有人虽然有人虽然有人虽然有人虽然") == "虽然有人虽然"
+    assert collapse_loops("the cat the cat the cat sat") == "the cat sat"
+    for kept in ("好的好的", "哈哈哈哈", "对这就是我万人敬仰的太乙真人"):
+        assert collapse_loops(kept) == kept

@@ -78,14 +78,20 @@ def probe(source: Source) -> AudioInfo:
     """Describe the audio track of ``source`` from its metadata."""
     name = _name(source)
     _peek(source, name)
-    with _opened(source, name) as (container, audio):
-        return AudioInfo(
-            duration=_metadata_duration(container, audio, own_stream_only=False),
-            sample_rate=audio.sample_rate,
-            channels=audio.channels,
-            codec=audio.codec_context.codec.canonical_name,
-            container=container.format.name,
-        )
+    seekable = not isinstance(source, str | os.PathLike) and source.seekable()
+    start = source.tell() if seekable and not isinstance(source, str | os.PathLike) else None
+    try:
+        with _opened(source, name) as (container, audio):
+            return AudioInfo(
+                duration=_metadata_duration(container, audio, own_stream_only=False),
+                sample_rate=audio.sample_rate,
+                channels=audio.channels,
+                codec=audio.codec_context.codec.canonical_name,
+                container=container.format.name,
+            )
+    finally:  # a file object is left where it was, ready to be decoded
+        if start is not None and not isinstance(source, str | os.PathLike):
+            source.seek(start)
 
 
 def stream(source: Source, block_seconds: float = 30.0) -> Iterator[np.ndarray]:

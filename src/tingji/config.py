@@ -87,9 +87,9 @@ class Settings(BaseSettings):
     """Largest accepted upload, in MiB. Default 500."""
     max_job_files: int = Field(default=50, ge=1)
     """Most files in one batch job. Default 50."""
-    workers: int = Field(default=4, ge=1, le=16)
+    workers: int = Field(default=8, ge=1, le=32)
     """Recognitions run at once, for API requests and for the files of batch jobs each. They
-    share one model per device, whose decodes of all of them run in batches. Default 4."""
+    share one model per device, whose decodes of all of them run in batches. Default 8."""
     max_queue: int = Field(default=8, ge=0)
     """Requests allowed to wait for a worker; beyond that the API answers 503. Default 8."""
     stream_max_seconds: float = Field(default=3600.0, gt=0)
@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     stream_min_silence_ms: int = Field(default=400, ge=100)
     """In live recognition, a pause this long ends a sentence, in milliseconds (files use
     ``vad.min_silence_ms``). Default 400."""
+    stream_beam_size: int | None = Field(default=None, ge=1, le=20)
+    """Beam width of the decode that finishes a live sentence; unset: ``beam_size``. A smaller
+    beam brings the corrected sentence sooner, at a little accuracy."""
     stream_partial_interval_s: float = Field(default=0.7, gt=0)
     """Seconds of audio between two partial decodes of a live utterance. Default 0.7."""
     audio_retention: str = "keep"

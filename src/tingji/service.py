@@ -266,6 +266,7 @@ class Tingji:
                     partials=partials,
                     min_silence_ms=s.stream_min_silence_ms,
                     partial_interval=s.stream_partial_interval_s,
+                    final_beam_size=s.stream_beam_size,
                 )
                 with self._count_lock:
                     gate = self._gates.setdefault(backend, DecodeGate())

@@ -357,7 +357,7 @@ class OnlineRecognizer:
         self._partial_at = self.total
         if not self.stream.partials:
             return []
-        text = self._plain_text(decoded, language)
+        text = collapse_loops(self._plain_text(decoded, language))
         confident = bool(decoded.pieces) and all(
             p.avg_logprob is not None and p.avg_logprob >= CONFIDENT_LOGPROB for p in decoded.pieces
         )
@@ -503,6 +503,15 @@ class _Early:
     end: int
     decoded: Decoded
     language: str
+
+
+_LOOP = re.compile(r"(.{2,12}?)\1{2,}")
+
+
+def collapse_loops(text: str) -> str:
+    """A partial stuck in a loop ("虽然有人虽然有人虽然有人…") shown once: greedy decoding of
+    the first second of an utterance sometimes repeats itself until cut off."""
+    return _LOOP.sub(r"\1", text)
 
 
 def settle(

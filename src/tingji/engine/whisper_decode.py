@@ -30,6 +30,12 @@ TAIL_SECONDS = 3.0
 words of short utterances; more costs encoder time for nothing (measured on the shared clips)."""
 TIME_PRECISION = 0.02
 MAX_LENGTH = 448
+TOKENS_PER_SECOND = 12.0
+"""Most tokens a second of speech needs (fast Mandarin is ~7 characters a second, ~1.5 tokens
+each). Output is capped at this per second of the longest clip plus :data:`SPARE_TOKENS`, so a
+decode caught in a repetition loop stops there instead of running to 448 tokens: on a second of
+audio that is the difference between 0.2 s and 2 s of decoding."""
+SPARE_TOKENS = 24
 TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 BEST_OF = 5
 COMPRESSION_RATIO_THRESHOLD = 2.4
@@ -153,10 +159,12 @@ def _generate(
         }
     else:
         search = {"beam_size": options.beam_size}
+    seconds = max(len(item.audio) for item in items) / SAMPLE_RATE
+    budget = int(seconds * TOKENS_PER_SECOND) + SPARE_TOKENS
     results = model.model.generate(
         encoded,
         [prompt] * len(items),
-        max_length=MAX_LENGTH,
+        max_length=min(MAX_LENGTH, len(prompt) + budget),
         return_scores=True,
         return_no_speech_prob=True,
         suppress_blank=True,
