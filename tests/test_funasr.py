@@ -1,19 +1,25 @@
 """The FunASR backend end to end, on tiny randomly initialised models built here.
 
 The models are built with FunASR's own classes (width 32, two blocks) and saved as a model
-directory FunASR loads — config.yaml, model.pt, tokens.json / bpe.model, am.mvn, seg_dict — so
-the real loading and decoding code runs without network. Random weights give meaningless text:
+directory FunASR loads — config.yaml, model.pt, tokens.json / bpe.model, am.mvn, seg_dict; for
+Fun-ASR-Nano configuration.json, a Qwen3 config and tokenizer, a CTC vocabulary — so the real
+loading and decoding code runs without network. Random weights give meaningless text:
 the tests check structure (segments, times, languages) and that options reach the model, by
 watching the arguments FunASR's ``generate`` receives.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import copy
 import io
 import json
 import math
 import shutil
 import sys
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,7 +109,7 @@ def _save(root: Path, config: dict[str, Any], adjust: Any = None) -> Path:
     from funasr import AutoModel
 
     (root / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
-    kwargs = {**config, "device": "cpu"}
+    kwargs = {**copy.deepcopy(config), "device": "cpu"}
     for section, key, name in (
         ("frontend_conf", "cmvn_file", "am.mvn"),
         ("tokenizer_conf", "token_list", "tokens.json"),
@@ -111,6 +117,14 @@ def _save(root: Path, config: dict[str, Any], adjust: Any = None) -> Path:
     ):
         if (root / name).exists():
             kwargs[section] = {**kwargs.get(section, {}), key: str(root / name)}
+    configuration = root / "configuration.json"
+    if configuration.exists():  # the files its file_path_metas names, found as FunASR does
+        from funasr.download.download_model_from_hub import add_file_root_path
+        from funasr.utils.misc import deep_update
+
+        metas = json.loads(configuration.read_text(encoding="utf-8"))["file_path_metas"]
+        sections = {k: v for k, v in metas.items() if isinstance(v, dict)}
+        deep_update(kwargs, add_file_root_path(str(root), sections, {}))
     torch.manual_seed(0)
     model, _ = AutoModel.build_model(**kwargs)
     if adjust is not None:
@@ -212,6 +226,132 @@ def build_sensevoice(root: Path) -> Path:
     return _save(root, config, lean_to_japanese)
 
 
+def _write_qwen3(root: Path) -> Any:
+    """A one-layer Qwen3 config and a byte-level BPE tokenizer (Qwen's chat tokens as special
+    tokens, the Chinese characters as whole tokens) where Fun-ASR-Nano has Qwen3-0.6B."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import AutoTokenizer, Qwen2TokenizerFast, Qwen3Config
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=600,
+        special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    corpus = [
+        *CHARS,
+        "".join(CHARS),
+        "You are a helpful assistant.",
+        "语音转写成中文，不进行文本规整：",
+    ]
+    bpe.train_from_iterator(corpus * 3, trainer)
+    Qwen2TokenizerFast(
+        tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token=None
+    ).save_pretrained(root)
+    tokenizer = AutoTokenizer.from_pretrained(root)  # as FunASR's HuggingfaceTokenizer loads it
+    Qwen3Config(
+        vocab_size=len(tokenizer),
+        hidden_size=WIDTH,
+        intermediate_size=2 * WIDTH,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        max_position_embeddings=2048,
+        tie_word_embeddings=False,
+        bos_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    ).save_pretrained(root)
+    return tokenizer
+
+
+def _write_tiktoken(path: Path) -> None:
+    """A SenseVoice-style tiktoken vocabulary: every byte, then each character whole."""
+    ranks = [bytes([b]) for b in range(256)]
+    for char in CHARS:
+        raw = char.encode()
+        ranks += [raw[:k] for k in range(2, len(raw) + 1) if raw[:k] not in ranks]
+    path.write_text("".join(f"{base64.b64encode(t).decode()} {n}\n" for n, t in enumerate(ranks)))
+
+
+@contextlib.contextmanager
+def _vocab_left_open() -> Iterator[None]:
+    """FunASR's SenseVoice tokenizer (Fun-ASR-Nano's CTC tokenizer) leaves its vocabulary file
+    open: a ResourceWarning, which this suite's warning filter makes an error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        yield
+
+
+def build_nano(root: Path) -> Path:
+    """Fun-ASR-Nano laid out as FunASR's code expects FunAudioLLM/Fun-ASR-Nano-2512: SenseVoice
+    encoder, Transformer adaptor, a Qwen3 LLM (its config and tokenizer in Qwen3-0.6B/), and
+    the CTC branch that times the tokens (its SenseVoice vocabulary in multilingual.tiktoken),
+    the paths in configuration.json. Its LLM writes
+    only whole Chinese characters, and at most ``max_length`` tokens (random weights never
+    stop on their own); its CTC head emits blanks and characters (never a special token)."""
+    from funasr.register import tables
+
+    root.mkdir(parents=True)
+    tokenizer = _write_qwen3(root / "Qwen3-0.6B")
+    _write_tiktoken(root / "multilingual.tiktoken")
+    with _vocab_left_open():
+        ctc_tokenizer = tables.tokenizer_classes.get("SenseVoiceTokenizer")(
+            vocab_path=str(root / "multilingual.tiktoken")
+        )
+    ctc_vocab = ctc_tokenizer.encoding.n_vocab + 1  # the last one is the blank
+    metas = {
+        "init_param": "model.pt",
+        "config": "config.yaml",
+        "tokenizer_conf": {"init_param_path": "Qwen3-0.6B"},
+        "llm_conf": {"init_param_path": "Qwen3-0.6B"},
+        "dataset_conf": {"ctc_tokenizer_conf": {"vocab_path": "multilingual.tiktoken"}},
+    }
+    (root / "configuration.json").write_text(
+        json.dumps({"framework": "pytorch", "model": {"type": "funasr"}, "file_path_metas": metas})
+    )
+    adaptor = {"downsample_rate": 1, "ffn_dim": 2 * WIDTH, "n_layer": 1, "attention_heads": 2}
+    config = {
+        "model": "FunASRNano",
+        "model_conf": {"length_normalized_loss": True},
+        "audio_encoder": "SenseVoiceEncoderSmall",
+        "audio_encoder_conf": {**_SANM, "tp_blocks": 1, "freeze": True},
+        "audio_adaptor": "Transformer",
+        "audio_adaptor_conf": {**adaptor, "freeze": True},
+        "llm": "Qwen3-0.6b",
+        "llm_conf": {"hub": "hf", "freeze": True, "llm_dtype": "fp32", "use_lora": False},
+        "ctc_decoder": "Transformer",
+        "ctc_decoder_conf": {**adaptor, "llm_dim": WIDTH, "freeze": True},
+        "ctc_vocab_size": ctc_vocab,
+        "dataset_conf": {"ctc_tokenizer": "SenseVoiceTokenizer"},
+        "max_length": 12,
+        "frontend": "WavFrontend",
+        "frontend_conf": _LFR,
+        "tokenizer": "HuggingfaceTokenizer",
+    }
+    llm_chars = [
+        tokenizer.convert_tokens_to_ids(t)
+        for t in tokenizer.get_vocab()
+        if tokenizer.convert_tokens_to_string([t]) in CHARS
+    ]
+    ctc_chars = [ctc_tokenizer.encode(c)[0] for c in CHARS]
+
+    def write_chinese(model: Any) -> None:
+        for head, keep in ((model.llm.lm_head, llm_chars), (model.ctc.ctc_lo, ctc_chars)):
+            weight = head.weight[keep] * 100
+            head.weight.zero_()
+            head.weight[keep] = weight
+        model.ctc.ctc_lo.bias.zero_()
+        model.ctc.ctc_lo.bias[ctc_vocab - 1] = 2.0
+
+    with _vocab_left_open():
+        return _save(root, config, write_chinese)
+
+
 def build_fsmn_vad(root: Path) -> Path:
     """fsmn-vad whose network always says "speech" (silence probability 0.1: never 0, FunASR
     takes its log), so its energy threshold alone cuts at pauses: a deterministic VAD."""
@@ -290,6 +430,7 @@ def build_ct_punc(root: Path) -> Path:
 class TinyModels:
     seaco: Path
     sensevoice: Path
+    nano: Path
     bare_cache: Path
     """A models dir with no FunASR helpers."""
     helper_cache: Path
@@ -310,6 +451,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
     return TinyModels(
         seaco=build_seaco(root / "seaco"),
         sensevoice=build_sensevoice(root / "sensevoice"),
+        nano=build_nano(root / "nano"),
         bare_cache=bare,
         helper_cache=helpers,
     )
@@ -453,6 +595,130 @@ def test_sensevoice_decodes_again_when_its_timestamps_fail(
     transcript = service.transcribe(shared_clip(ZH))
     _check_segments(transcript)
     assert [c["output_timestamp"] for c in calls[:2]] == [True, False]
+
+
+def _record_prompts(service: Tingji) -> list[str]:
+    """Record the prompts Fun-ASR-Nano builds from its options (hotwords, language, ITN)."""
+    backend: Any = service.backend()
+    model = backend.model.model
+    prompts: list[str] = []
+    original = model.get_prompt
+
+    def get_prompt(*args: Any, **kwargs: Any) -> str:
+        prompts.append(original(*args, **kwargs))
+        return prompts[-1]
+
+    model.get_prompt = get_prompt
+    return prompts
+
+
+def _nano_service(tmp_path: Path, model: Path, cache: Path, **settings: Any) -> Tingji:
+    """A service with the tiny Fun-ASR-Nano loaded."""
+    service = _service(tmp_path, model, cache, **settings)
+    with _vocab_left_open():
+        service.backend()
+    return service
+
+
+def test_fun_asr_nano_options_reach_its_prompt(tiny: TinyModels, tmp_path: Path) -> None:
+    service = _nano_service(tmp_path, tiny.nano, tiny.bare_cache)
+    backend: Any = service.backend()
+    assert backend.family == "nano"
+    assert backend.vad_model is None and backend.punc_model is None  # it punctuates itself
+    assert backend.languages() == frozenset({"zh", "en", "ja"})
+    spy = spy_on(service)
+    prompts = _record_prompts(service)
+
+    options = service.options(language="zh", hotwords=HOTWORDS, itn=False)
+    transcript = service.transcribe(shared_clip(ZH), options)
+
+    _check_segments(transcript)
+    assert transcript.language == "zh"
+    assert spy.calls and all(
+        c["hotwords"] == list(HOTWORDS) and c["language"] == "中文" and c["itn"] is False
+        for c in spy.calls
+    )
+    assert all("hotword" not in c and "output_timestamp" not in c for c in spy.calls)
+    assert len(prompts) == len(spy.calls)
+    for prompt in prompts:
+        assert "热词列表：[达摩院, 语音识别]" in prompt
+        assert prompt.endswith("语音转写成中文，不进行文本规整：")
+
+    spy.calls.clear()
+    prompts.clear()
+    detected = service.transcribe(shared_clip(ZH), service.options(itn=True))
+    # detection asks without a language, and tells it by the script of the text
+    assert spy.calls[0]["language"] is None and prompts[0] == "语音转写，不进行文本规整："
+    assert detected.language == "zh" and detected.language_probability == 1.0
+    assert all(c["language"] == "中文" and c["hotwords"] == [] for c in spy.calls[1:])
+    assert all(p == "语音转写成中文：" for p in prompts[1:])
+
+
+def test_fun_asr_nano_times_its_tokens_by_ctc(tiny: TinyModels, tmp_path: Path) -> None:
+    """The CTC branch times each token (aligned in plain torch where torchaudio is absent,
+    as here), and the segments take their times from the tokens."""
+    service = _nano_service(tmp_path, tiny.nano, tiny.bare_cache, language="zh")
+    results: list[dict[str, Any]] = []
+    backend: Any = service.backend()
+    original = backend.model.generate
+
+    def generate(*args: Any, **kwargs: Any) -> Any:
+        found = original(*args, **kwargs)
+        results.extend(found)
+        return found
+
+    backend.model.generate = generate
+    transcript = service.transcribe(shared_clip(ZH))
+
+    _check_segments(transcript)
+    assert len(results) == 1  # one window
+    text, tokens = results[0]["text"].strip(), results[0]["timestamps"]
+    assert "".join(t["token"] for t in tokens) == text
+    times = [(t["start_time"], t["end_time"]) for t in tokens]
+    assert all(0 <= start < end for start, end in times)
+    assert all(a[1] <= b[0] for a, b in zip(times, times[1:], strict=False))
+    segments = transcript.segments
+    assert "".join(s.text.rstrip("。") for s in segments) == text  # tingji ends sentences
+    # the segments span the tokens (not the window)
+    span = segments[-1].end - segments[0].start
+    assert span == pytest.approx(times[-1][1] - times[0][0], abs=0.002)
+
+
+def test_fun_asr_nano_without_ctc_gives_a_segment_per_window(
+    tiny: TinyModels, tmp_path: Path
+) -> None:
+    """A checkpoint without the CTC branch (FunASR then drops it) gives no token times: each
+    decoded window is one segment."""
+    service = _nano_service(tmp_path, tiny.nano, tiny.bare_cache, language="zh")
+    backend: Any = service.backend()
+    backend.model.model.ctc_decoder = backend.model.model.ctc = None
+    spy = spy_on(service)
+    transcript = service.transcribe(shared_clip(ZH))
+    _check_segments(transcript)
+    assert len(spy.calls) == len(transcript.segments) == 1
+
+
+def test_fun_asr_nano_with_funasr_vad(tiny: TinyModels, tmp_path: Path) -> None:
+    """With fsmn-vad in the models dir FunASR cuts each window; no ct-punc for Fun-ASR-Nano."""
+    service = _nano_service(tmp_path, tiny.nano, tiny.helper_cache)
+    backend: Any = service.backend()
+    assert backend.vad_model == tiny.helper_cache / "funasr" / "fsmn-vad"
+    assert backend.punc_model is None
+    spy = spy_on(service)
+    options = service.options(
+        language="ja", hotwords=HOTWORDS, itn=True, vad=VadOptions(enabled=False)
+    )
+
+    transcript = service.transcribe(shared_clip(ZH), options)
+
+    _check_segments(transcript)
+    assert transcript.language == "ja"
+    assert spy.calls
+    for call in spy.calls:
+        assert call["sentence_timestamp"] is True and call["batch_size_s"] > 0
+        assert call["language"] == "日文" and call["itn"] is True
+        assert call["hotwords"] == list(HOTWORDS) and "return_raw_text" not in call
+    assert transcript.segments[0].start > 0.3  # fsmn-vad skipped the leading silence
 
 
 def test_sensevoice_refuses_translation(tiny: TinyModels, tmp_path: Path) -> None:

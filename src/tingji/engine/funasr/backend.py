@@ -6,6 +6,10 @@ family, whose output has none), FunASR returns sentences with times; otherwise t
 decoded whole and cut into sentences by its token times. Hotwords reach SeACo-Paraformer
 (``hotword``) and Fun-ASR-Nano (``hotwords``) natively; tingji's correction pass runs on every
 model's text in the pipeline. ``funasr`` and ``torch`` are imported when a model is loaded.
+
+Fun-ASR-Nano times its tokens by CTC forced alignment, which FunASR does with torchaudio; where
+torchaudio is absent (it has no build for tingji's torch) its model gets the same alignment in
+plain torch (:func:`_forced_align`).
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import importlib.util
+import itertools
 import json
 import logging
 import os
@@ -98,6 +104,8 @@ class FunasrBackend:
             raise ModelError(
                 f"cannot load the FunASR model at {self.resolved.path}: {type(exc).__name__}: {exc}"
             ) from exc
+        if family == "nano":
+            _align_without_torchaudio(self.model.model)
         self._lock = threading.Lock()
         self._languages = _languages(self.resolved)
         self.info = ModelInfo(
@@ -182,10 +190,15 @@ class FunasrBackend:
         if self.punc_model is not None:
             kwargs["return_raw_text"] = True
         audio = np.ascontiguousarray(audio, dtype=np.float32)
+        data: Any = audio
+        if self.family == "nano":  # its chat template takes a tensor or a path, not an array
+            import torch
+
+            data = torch.from_numpy(audio)
         with self._lock:
             if "model" not in self.__dict__:
                 raise ModelError("the FunASR model was unloaded")
-            results = self.model.generate(input=audio, **kwargs)
+            results = self.model.generate(input=data, **kwargs)
         return [r for r in results if isinstance(r, dict)]
 
     def close(self) -> None:
@@ -241,6 +254,49 @@ def _quiet_setup() -> Iterator[None]:
             yield
     finally:
         root.removeHandler(guard)
+
+
+def _align_without_torchaudio(model: Any) -> None:
+    """Give a Fun-ASR-Nano model with a CTC branch :func:`_forced_align` in place of FunASR's
+    ``forced_align``, which raises ImportError at every decode without torchaudio."""
+    if getattr(model, "ctc_decoder", None) is None or importlib.util.find_spec("torchaudio"):
+        return
+    module: Any = sys.modules.get(type(model).__module__)
+    if module is not None and hasattr(module, "forced_align"):
+        module.forced_align = _forced_align
+
+
+def _forced_align(log_probs: Any, targets: Any, blank: int = 0) -> list[dict[str, Any]]:
+    """FunASR's Fun-ASR-Nano ``forced_align`` (``tools/utils.py``) without torchaudio: the
+    frames of each target token on the best CTC path, by FunASR's plain-torch alignment (the
+    one SenseVoice uses). ``log_probs`` is (frames, vocabulary), ``targets`` (tokens,); the
+    tokens as ``{"token", "start_time", "end_time", "score"}`` in frames, none when the
+    targets do not fit the frames."""
+    import torch
+    from funasr.models.sense_voice.utils.ctc_alignment import ctc_forced_align
+
+    frames, length = log_probs.shape[0], targets.shape[0]
+    repeats = int((targets[1:] == targets[:-1]).sum())  # a blank must part two equal tokens
+    if length == 0 or frames < length + repeats:
+        return []
+    log_probs = log_probs.detach().float().cpu()
+    path = ctc_forced_align(
+        log_probs[None],
+        targets[None].clone().cpu(),
+        torch.tensor([frames]),
+        torch.tensor([length]),
+        blank=blank,
+    )[0]
+    scores = log_probs.gather(1, path[:, None])[:, 0].exp().tolist()
+    items = []
+    for token, group in itertools.groupby(enumerate(path.tolist()), key=lambda item: item[1]):
+        if token == blank:
+            continue
+        times = [t for t, _ in group]
+        start, end = times[0], times[-1] + 1
+        score = round(max(scores[start:end]), 3)
+        items.append({"token": token, "start_time": start, "end_time": end, "score": score})
+    return items
 
 
 def _choose_device(requested: str) -> DeviceChoice:
