@@ -121,3 +121,14 @@ def test_a_soft_onset_is_kept_with_its_segment() -> None:
     lookback = _probs([(0.0, 640), (0.3, 3200), (0.9, 960), (0.0, 800)])
     (span,) = _segment(lookback, options)
     assert (20 + 100) * WINDOW - span.start <= 32 * WINDOW  # at most about a second back
+
+
+def test_a_long_segment_ends_at_a_shorter_pause_when_relaxed() -> None:
+    """Live captions: after ``relax_after_s`` a breath (300 ms) ends the sentence."""
+    options = VadOptions(min_silence_ms=500, speech_pad_ms=0)
+    probs = _probs([(0.9, 1920), (0.0, 320), (0.9, 4800), (0.0, 320), (0.9, 960), (0.0, 800)])
+    assert len(_segment(probs, options)) == 1  # 320 ms pauses never end a segment
+    segmenter = SpeechSegmenter(options, relax_after_s=5.0, relaxed_silence_ms=300)
+    spans = segmenter.push(probs) + segmenter.finish(len(probs) * WINDOW)
+    # the first pause comes 1.9 s in (too early); the second 7 s in ends the segment
+    assert [s.end // WINDOW for s in spans] == [60 + 10 + 150, 60 + 10 + 150 + 10 + 30]

@@ -91,6 +91,11 @@ class StreamOptions:
     min_silence_ms: int = 400
     """A pause this long ends an utterance (files use 500 ms: here it is latency). From 400
     ms up the utterance keeps the file pipeline's 200 ms of padding, and so its audio."""
+    relax_after_s: float = 5.0
+    relaxed_silence_ms: int = 300
+    """An utterance longer than ``relax_after_s`` ends at a pause of ``relaxed_silence_ms``:
+    a long sentence is finished (and corrected) at its next breath, and its final decode
+    stays short enough to arrive soon after."""
     max_utterance_s: float = 15.0
     """An utterance this long is cut at its longest pause (partials re-decode all of it)."""
     final_beam_size: int | None = None
@@ -236,7 +241,11 @@ class OnlineRecognizer:
             max_segment_s=min(options.vad.max_segment_s, self.stream.max_utterance_s),
         )
         self._probs = SileroProbabilities()
-        self._segmenter = SpeechSegmenter(vad)
+        self._segmenter = SpeechSegmenter(
+            vad,
+            relax_after_s=self.stream.relax_after_s,
+            relaxed_silence_ms=self.stream.relaxed_silence_ms,
+        )
         self._low = max(vad.threshold - 0.15, 0.01)
         self._pad = min(vad.speech_pad_ms * SAMPLE_RATE // 1000, vad.min_silence_ms * 8)
         self._settle_windows = max(

@@ -88,12 +88,26 @@ class SpeechSegmenter:
     half the pause to a neighbour).
     """
 
-    def __init__(self, options: VadOptions) -> None:
+    def __init__(
+        self,
+        options: VadOptions,
+        *,
+        relax_after_s: float | None = None,
+        relaxed_silence_ms: int | None = None,
+    ) -> None:
+        """``relax_after_s``/``relaxed_silence_ms``: once a segment is this long, a shorter
+        pause ends it (live captions: a long sentence is finished at its next breath rather
+        than waiting for a full pause)."""
         self.opts = options
         self._threshold = options.threshold
         self._low = max(options.threshold - 0.15, 0.01)
         self._min_silence = max(1, round(options.min_silence_ms / 32))
         self._min_speech = max(1, round(MIN_SPEECH_MS / 32))
+        self._relax_after = (
+            None if relax_after_s is None else max(1, round(relax_after_s * 1000 / 32))
+        )
+        relaxed = options.min_silence_ms if relaxed_silence_ms is None else relaxed_silence_ms
+        self._relaxed_silence = max(1, min(self._min_silence, round(relaxed / 32)))
         self._pad = int(options.speech_pad_ms * SAMPLE_RATE / 1000)
         self._pad = min(self._pad, options.min_silence_ms * SAMPLE_RATE // 2000)
         max_samples = options.max_segment_s * SAMPLE_RATE - 2 * self._pad
@@ -127,12 +141,18 @@ class SpeechSegmenter:
             self._probs.append(p)
             if p >= self._low:
                 self._last_voiced = i
-            elif i - self._last_voiced >= self._min_silence:
+            elif i - self._last_voiced >= self._silence_needed(i):
                 self._close(self._last_voiced + 1, spans, padded=True)
                 continue
             if i + 1 - self._start >= self._max_windows:
                 self._cut(spans)
         return spans
+
+    def _silence_needed(self, window: int) -> int:
+        assert self._start is not None
+        if self._relax_after is not None and window - self._start >= self._relax_after:
+            return self._relaxed_silence
+        return self._min_silence
 
     @property
     def speech_start(self) -> int | None:
