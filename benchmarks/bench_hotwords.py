@@ -12,6 +12,7 @@ and the hinted second pass) is recorded for the report of missed or inserted ter
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,12 @@ class RecordingBackend:
     def decode(self, audio: np.ndarray, options: DecodeOptions) -> Decoded:
         decoded = self.inner.decode(audio, options)
         self.decodes.append((options.hint, "".join(p.text for p in decoded.pieces)))
+        return decoded
+
+    def decode_many(self, clips: Sequence[np.ndarray], options: DecodeOptions) -> list[Decoded]:
+        decoded = self.inner.decode_many(clips, options)
+        for one in decoded:
+            self.decodes.append((options.hint, "".join(p.text for p in one.pieces)))
         return decoded
 
     def close(self) -> None:

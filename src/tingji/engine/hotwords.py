@@ -117,6 +117,7 @@ _PARTICLES = frozenset("的地得了着是在有和就也都不没这那个吗�
 
 _CJK_CLASS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef"
 _CJK_RE = re.compile(f"[{_CJK_CLASS}]")
+_CJK_GAP_RE = re.compile(f"(?<=[{_CJK_CLASS}])\\s+(?=[{_CJK_CLASS}])")
 _LATIN_TERM_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]*")
 _TOKEN_RE = re.compile(r"[A-Za-z0-9]+")
 _JOINERS = frozenset(" -_.")
@@ -295,6 +296,7 @@ class HotwordIndex:
         decides whether the term was said. Exact occurrences rank first at equal similarity,
         then longer terms, then glossary order.
         """
+        text = _CJK_GAP_RE.sub("", text)  # Whisper spaces words apart: "佛地產 中間協會"
         best: dict[str, float] = {}
         exact: set[str] = set()
         for cand in self._candidates(text, threshold, strict=False):
