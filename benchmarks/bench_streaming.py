@@ -10,7 +10,8 @@ reports
   ``hypothesis``, what tingji's Live tab shows);
 - first settled: the same to the first partial with settled ``text`` (what FunASR's own
   clients show), counting the final sentence when none came before it;
-- final: from the end of the speech to its corrected sentence (2pass-offline),
+- final: from the end of the speech to its corrected sentence (2pass-offline); where the
+  server cut an utterance in two (``max_utterance_s``), to the last of its sentences,
 
 as median and worst: with one stream and with three at once (the clips in order, the clips
 reversed, and the 136 s concatenation), the language given as "zh" (as the other benchmarks
@@ -198,8 +199,9 @@ def _score(name: str, utterances: list[Utterance], received: list[tuple[float, A
             continue
         target = utterances[int(np.argmax(overlap))]
         if target.final is None:
-            target.final = at - target.end
             finals.append((at, target))
+        # an utterance the server cut in two (max_utterance_s) is done at its last final
+        target.final = at - target.end
     previous_final = 0.0
     for final_at, utterance in sorted(finals, key=lambda f: f[0]):
         partials = [

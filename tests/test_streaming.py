@@ -28,6 +28,7 @@ from fastapi.testclient import TestClient
 
 from tingji import audio
 from tingji.engine.streaming import (
+    PAUSE_WINDOWS,
     DecodeGate,
     Final,
     OnlineRecognizer,
@@ -538,24 +539,23 @@ def test_hotwords_parsing() -> None:
 
 def test_gate_puts_finals_first() -> None:
     gate = DecodeGate()
-    order: list[str] = []
-    assert gate.try_partial(1)
-    waiting = threading.Thread(target=lambda: _final(gate, order))
+    assert gate.try_partial()
+    assert gate.try_partial()  # sessions' partials may run together (and share a batch)
+    inside = threading.Event()
+    leave = threading.Event()
+
+    def final() -> None:
+        with gate.final():
+            inside.set()
+            leave.wait(5)
+
+    waiting = threading.Thread(target=final)
     waiting.start()
-    time.sleep(0.1)
-    assert not gate.try_partial(2)  # a final waits: no partial jumps ahead
-    gate.release_partial()
+    assert inside.wait(5)  # a final never waits at the gate
+    assert not gate.try_partial()  # while it is in flight, no partial starts
+    leave.set()
     waiting.join(5)
-    assert order == ["final"]
-    assert not gate.try_partial(3)  # 2 has waited longer
-    assert gate.try_partial(2)
-    gate.release_partial()
-    gate.forget(3)
-
-
-def _final(gate: DecodeGate, order: list[str]) -> None:
-    with gate.final():
-        order.append("final")
+    assert gate.try_partial()
 
 
 def test_recognizer_events_with_a_scripted_backend() -> None:
@@ -632,3 +632,36 @@ def test_a_looping_partial_is_shown_once() -> None:
     assert collapse_loops("the cat the cat the cat sat") == "the cat sat"
     for kept in ("好的好的", "哈哈哈哈", "对这就是我万人敬仰的太乙真人"):
         assert collapse_loops(kept) == kept
+
+
+class _WatchingBackend(FakeBackend):
+    """Notes, for each partial decode, its clip length and the pause heard so far."""
+
+    def __init__(self, texts: list[str]) -> None:
+        super().__init__(texts)
+        self.recognizer: OnlineRecognizer | None = None
+        self.partials: list[tuple[float, int]] = []
+
+    def decode(self, audio: Any, options: Any) -> Any:
+        if options.beam_size == 1 and self.recognizer is not None:
+            self.partials.append((len(audio) / 16000, self.recognizer._quiet))
+        return super().decode(audio, options)
+
+
+def test_partials_retry_soon_after_hearing_nothing_and_leave_pauses_free() -> None:
+    """A partial that heard nothing is tried again after 0.3 s of audio, not 0.7 s; and no
+    partial starts once a pause has begun (the final decode it may start would wait)."""
+    backend = _WatchingBackend(["", "欢迎大家", "欢迎大家来体验"])
+    recognizer = OnlineRecognizer(
+        backend, TranscribeOptions(language="zh"), StreamOptions(partial_gap=0.0)
+    )
+    backend.recognizer = recognizer
+    clip = samples(MEETING)
+    for i in range(0, len(clip), 960):
+        recognizer.accept(clip[i : i + 960])
+    recognizer.finish()
+    lengths = [length for length, _ in backend.partials]
+    assert len(lengths) >= 3
+    assert lengths[1] - lengths[0] == pytest.approx(0.3, abs=0.07)  # after the empty one
+    assert lengths[2] - lengths[1] == pytest.approx(0.7, abs=0.07)
+    assert all(quiet < PAUSE_WINDOWS for _, quiet in backend.partials)
