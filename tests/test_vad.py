@@ -132,3 +132,29 @@ def test_a_long_segment_ends_at_a_shorter_pause_when_relaxed() -> None:
     spans = segmenter.push(probs) + segmenter.finish(len(probs) * WINDOW)
     # the first pause comes 1.9 s in (too early); the second 7 s in ends the segment
     assert [s.end // WINDOW for s in spans] == [60 + 10 + 150, 60 + 10 + 150 + 10 + 30]
+
+
+def test_an_onset_after_a_long_pause_scores_as_at_the_start() -> None:
+    """After a second of quiet a fresh-state opinion is scored too: the state carried over a
+    1.5 s pause scored the soft "我" that starts this clip 0.06–0.2, and the segment lost it."""
+    before = audio.load(shared_clip("zh/fireredasr/TEST_MEETING_T0000000001_S00000.wav"))
+    clip = audio.load(shared_clip("zh/fireredasr/TEST_NET_Y0000000000_-KTKHdZ2fb8_S00000.wav"))
+    gap = np.zeros(int(1.5 * SAMPLE_RATE), dtype=np.float32)
+    joined = np.concatenate([before, gap, clip])
+    onset = (len(before) + len(gap)) // WINDOW  # the clip's first window
+    probs = SileroProbabilities()(joined, final=True)
+    assert probs[onset : onset + 8].max() >= 0.5
+    spans = detect_speech(joined, VadOptions())
+    last = spans[-1]
+    assert abs(last.start / SAMPLE_RATE - onset * WINDOW / SAMPLE_RATE) < 0.1
+
+
+def test_the_carried_state_still_counts_after_a_pause() -> None:
+    """A fresh state alone scores JFK's "ask" (after a 1 s pause) 0.26–0.47 and it was lost;
+    the carried state scores it 0.5–0.6. Each window gets the higher opinion."""
+    jfk = audio.load(shared_clip("en/faster_whisper/jfk.flac"))
+    carried = SileroProbabilities(second_opinion=False)(jfk, final=True)
+    probs = SileroProbabilities()(jfk, final=True)
+    assert (probs >= carried - 1e-6).all()
+    ask = slice(int(3.2 * SAMPLE_RATE) // WINDOW, int(3.7 * SAMPLE_RATE) // WINDOW)
+    assert probs[ask].max() >= 0.5

@@ -224,7 +224,7 @@ class OnlineRecognizer:
             min_silence_ms=self.stream.min_silence_ms,
             max_segment_s=min(options.vad.max_segment_s, self.stream.max_utterance_s),
         )
-        self._probs = SileroProbabilities()
+        self._probs = SileroProbabilities(second_opinion=False)
         self._segmenter = SpeechSegmenter(
             vad,
             relax_after_s=self.stream.relax_after_s,

@@ -24,17 +24,47 @@ MIN_SPEECH_MS = 200
 """Bursts shorter than this are noise, not speech, and are dropped."""
 
 
-class SileroProbabilities:
-    """Per-window speech probabilities over a stream, state carried between blocks."""
+QUIET_WINDOWS = 31
+"""After this many quiet windows (1 s) a second, fresh-state opinion is started."""
+SECOND_OPINION_WINDOWS = 62
+"""How long (2 s) after a long pause ends the fresh-state opinion is still consulted."""
+QUIET_PROBABILITY = 0.2
+SPEECH_PROBABILITY = 0.5
+_RUN = 64
+"""Windows scored per model call."""
 
-    def __init__(self) -> None:
+_State = tuple[np.ndarray, np.ndarray]
+
+
+def _fresh_state() -> _State:
+    return np.zeros((1, 1, 128), dtype=np.float32), np.zeros((1, 1, 128), dtype=np.float32)
+
+
+class SileroProbabilities:
+    """Per-window speech probabilities over a stream, state carried between blocks.
+
+    Silero's recurrent state, carried over a long pause, can score the next onset low (a soft
+    "我" after 1.5 s of silence got 0.06–0.2, against 0.6 at the start of a file), while a state
+    reset there scores other onsets lower (JFK's "ask" after "Americans"). So after a second of
+    quiet a second opinion is started from a fresh state and scored beside the carried one,
+    through the rest of the pause and two seconds of what follows; each window gets the higher
+    of the two.
+    """
+
+    def __init__(self, *, second_opinion: bool = True) -> None:
+        """``second_opinion=False`` scores with the carried state alone (live streams:
+        measured there, it changed where utterances were cut, and one short final looped)."""
         from faster_whisper.vad import get_vad_model
 
         self._session = get_vad_model().session
-        self._h = np.zeros((1, 1, 128), dtype=np.float32)
-        self._c = np.zeros((1, 1, 128), dtype=np.float32)
+        self._state = _fresh_state()
         self._context = np.zeros(_CONTEXT, dtype=np.float32)
         self._rest = np.zeros(0, dtype=np.float32)
+        self._enabled = second_opinion
+        self._quiet = 0
+        self._armed = second_opinion
+        self._second: _State | None = None
+        self._second_left = 0
 
     def __call__(self, block: np.ndarray, final: bool = False) -> np.ndarray:
         audio = np.concatenate([self._rest, block.astype(np.float32, copy=False)])
@@ -49,13 +79,42 @@ class SileroProbabilities:
         contexts = np.concatenate([self._context[None, :], windows[:-1, -_CONTEXT:]])
         self._context = windows[-1, -_CONTEXT:].copy()
         batch = np.concatenate([contexts, windows], axis=1)
-        outputs = []
-        for i in range(0, len(batch), 10000):
-            out, self._h, self._c = self._session.run(
-                None, {"input": batch[i : i + 10000], "h": self._h, "c": self._c}
-            )
-            outputs.append(out)
-        return np.concatenate(outputs).reshape(-1).astype(np.float32)
+        # in short runs, so that a second opinion started mid-run costs at most one run
+        return np.concatenate(
+            [self._scored(batch[i : i + _RUN]) for i in range(0, len(batch), _RUN)]
+        )
+
+    def _scored(self, batch: np.ndarray) -> np.ndarray:
+        probs, self._state = self._run(batch, self._state)
+        second = np.zeros_like(probs)
+        if self._second is not None:
+            second, self._second = self._run(batch, self._second)
+        for i in range(len(probs)):
+            if self._second is not None:
+                probs[i] = max(probs[i], second[i])
+                if self._quiet == 0:  # the pause is over: count down the second opinion
+                    self._second_left -= 1
+                    if self._second_left <= 0:
+                        self._second = None
+            p = probs[i]
+            if p >= SPEECH_PROBABILITY:
+                self._quiet, self._armed = 0, self._enabled
+            elif p < QUIET_PROBABILITY:
+                self._quiet += 1
+                if self._armed and self._quiet >= QUIET_WINDOWS:
+                    # from the next window on, a fresh state scores beside the carried one
+                    self._armed = False
+                    self._second_left = SECOND_OPINION_WINDOWS
+                    second[i + 1 :], self._second = self._run(batch[i + 1 :], _fresh_state())
+            else:
+                self._quiet = 0
+        return probs
+
+    def _run(self, batch: np.ndarray, state: _State) -> tuple[np.ndarray, _State]:
+        if len(batch) == 0:
+            return np.zeros(0, dtype=np.float32), state
+        out, h, c = self._session.run(None, {"input": batch, "h": state[0], "c": state[1]})
+        return np.asarray(out, dtype=np.float32).reshape(-1), (h, c)
 
 
 @dataclass(frozen=True)
