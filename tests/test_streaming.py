@@ -7,6 +7,7 @@ client); the final text is compared with what the file transcription of the same
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
@@ -50,6 +51,7 @@ MEETING = "zh/funasr/asr_example_zh.wav"  # 欢迎大家来体验达摩院推出
 HALT = "zh/fireredasr/BAC009S0764W0121.wav"  # 甚至出现交易几乎停滞的情况, 4.2 s
 SONG = "zh/fireredasr/IT0011W0001.wav"  # 换一首歌, 2.0 s
 SHORT = "zh/speechio/e5oipIfM49I__20190201_CCTV_1.wav"  # 各位观众晚上好, 1.3 s
+LIVE = "zh/mossttsd/zh_spk2_moon.wav"  # 如果大家想听到更丰富更及时的直播内容…, 8.6 s
 FRAME_S = 0.06  # FunASR's clients send 60 ms per frame
 PARTIAL_KEYS = {"mode", "wav_name", "text", "is_final"}
 FINAL_KEYS = PARTIAL_KEYS | {"timestamp", "stamp_sents"}
@@ -665,3 +667,53 @@ def test_partials_retry_soon_after_hearing_nothing_and_leave_pauses_free() -> No
     assert lengths[1] - lengths[0] == pytest.approx(0.3, abs=0.07)  # after the empty one
     assert lengths[2] - lengths[1] == pytest.approx(0.7, abs=0.07)
     assert all(quiet < PAUSE_WINDOWS for _, quiet in backend.partials)
+
+
+class _ClipBackend(FakeBackend):
+    """Notes each decode's clip length and beam width."""
+
+    def __init__(self, texts: list[str]) -> None:
+        super().__init__(texts)
+        self.clips: list[tuple[float, int]] = []
+
+    def decode(self, audio: Any, options: Any) -> Any:
+        self.clips.append((len(audio) / 16000, options.beam_size))
+        return super().decode(audio, options)
+
+
+def _stream_through(backend: FakeBackend, clip: str) -> list[Partial | Final]:
+    recognizer = OnlineRecognizer(
+        backend, TranscribeOptions(language="zh"), StreamOptions(partial_gap=0.0)
+    )
+    audio = samples(clip)
+    events = []
+    for i in range(0, len(audio), 960):
+        events += recognizer.accept(audio[i : i + 960])
+    return events + recognizer.finish()
+
+
+def test_long_utterances_anchor_their_partials_and_finish_with_a_narrower_beam() -> None:
+    """Past 4 s, a dip the speech resumes after anchors the partials: the part before it is
+    decoded once and later partials decode only what follows (so one in flight when the
+    sentence ends is short). The final still decodes the whole utterance, with beam 2 when it
+    is longer than 8 s and the configured beam otherwise."""
+    backend = _ClipBackend(["如果大家"])
+    events = _stream_through(backend, LIVE)  # one utterance of 8.5 s
+    finals = [e for e in events if isinstance(e, Final)]
+    assert len(finals) == 1
+    partial_clips = [length for length, beam in backend.clips if beam == 1]
+    # anchored: a partial decodes less than the one before it, by the 4 s or more anchored
+    assert any(b < a - 3.5 for a, b in itertools.pairwise(partial_clips)), partial_clips
+    assert max(partial_clips) < 7.0
+    assert "如果大家如果大家" in [e.text for e in events if isinstance(e, Partial)]
+    length, beam = backend.clips[-1]  # the final: all of the utterance, beam 2
+    assert (length, beam) == (pytest.approx(finals[0].end - finals[0].start, abs=0.05), 2)
+    assert length > 8.0
+
+    backend = _ClipBackend(["欢迎大家"])
+    events = _stream_through(backend, MEETING)  # 5.5 s: no anchor, beam 5
+    finals = [e for e in events if isinstance(e, Final)]
+    length, beam = backend.clips[-1]
+    assert (length, beam) == (pytest.approx(finals[0].end - finals[0].start, abs=0.05), 5)
+    partial_clips = [length for length, beam in backend.clips if beam == 1]
+    assert partial_clips == sorted(partial_clips)  # each decodes all of it so far
