@@ -560,17 +560,21 @@ def test_gate_puts_finals_first() -> None:
     assert gate.try_partial()
 
 
-def test_recognizer_events_with_a_scripted_backend() -> None:
-    """Partials while speaking, one final per utterance, the early final decode reused."""
-    backend = FakeBackend(["欢迎大家来体验达摩院"])
+def _stream_through(backend: FakeBackend, clip: str) -> list[Partial | Final]:
     recognizer = OnlineRecognizer(
         backend, TranscribeOptions(language="zh"), StreamOptions(partial_gap=0.0)
     )
-    clip = samples(MEETING)
+    audio = samples(clip)
     events = []
-    for i in range(0, len(clip), 960):
-        events += recognizer.accept(clip[i : i + 960])
-    events += recognizer.finish()
+    for i in range(0, len(audio), 960):
+        events += recognizer.accept(audio[i : i + 960])
+    return events + recognizer.finish()
+
+
+def test_recognizer_events_with_a_scripted_backend() -> None:
+    """Partials while speaking, one final per utterance, the early final decode reused."""
+    backend = FakeBackend(["欢迎大家来体验达摩院"])
+    events = _stream_through(backend, MEETING)
     partials = [e for e in events if isinstance(e, Partial)]
     finals = [e for e in events if isinstance(e, Final)]
     assert partials and finals
@@ -679,17 +683,6 @@ class _ClipBackend(FakeBackend):
     def decode(self, audio: Any, options: Any) -> Any:
         self.clips.append((len(audio) / 16000, options.beam_size))
         return super().decode(audio, options)
-
-
-def _stream_through(backend: FakeBackend, clip: str) -> list[Partial | Final]:
-    recognizer = OnlineRecognizer(
-        backend, TranscribeOptions(language="zh"), StreamOptions(partial_gap=0.0)
-    )
-    audio = samples(clip)
-    events = []
-    for i in range(0, len(audio), 960):
-        events += recognizer.accept(audio[i : i + 960])
-    return events + recognizer.finish()
 
 
 def test_long_utterances_anchor_their_partials_and_finish_with_a_narrower_beam() -> None:
