@@ -710,3 +710,29 @@ def test_long_utterances_anchor_their_partials_and_finish_with_a_narrower_beam()
     assert (length, beam) == (pytest.approx(finals[0].end - finals[0].start, abs=0.05), 5)
     partial_clips = [length for length, beam in backend.clips if beam == 1]
     assert partial_clips == sorted(partial_clips)  # each decodes all of it so far
+
+
+class _Speaking:
+    """Speech probabilities for a recognizer: 0.9 for every window, never a dip."""
+
+    def __init__(self) -> None:
+        self.samples = 0
+
+    def __call__(self, block: np.ndarray, final: bool = False) -> np.ndarray:
+        before = self.samples // 512
+        self.samples += len(block)
+        return np.full(self.samples // 512 - before, 0.9, dtype=np.float32)
+
+
+def test_partials_anchor_by_6_s_when_speech_has_no_dip() -> None:
+    backend = _ClipBackend(["嗯"])
+    recognizer = OnlineRecognizer(
+        backend, TranscribeOptions(language="zh"), StreamOptions(partial_gap=0.0)
+    )
+    recognizer._probs = _Speaking()  # type: ignore[assignment]
+    noise = np.random.default_rng(0).normal(0, 0.1, 16000 * 14).astype(np.float32)
+    for i in range(0, len(noise), 960):
+        recognizer.accept(noise[i : i + 960])
+    partial_clips = [length for length, beam in backend.clips if beam == 1]
+    assert max(partial_clips) < 6.5, partial_clips
+    assert sum(b < a for a, b in itertools.pairwise(partial_clips)) >= 2  # anchored twice

@@ -6,13 +6,13 @@ it decodes the growing utterance greedily every ``partial_interval`` seconds of 
 with the configured beam and the file pipeline's post-processing (a :class:`Final`).
 
 Decodes are rationed: partials are spaced out (never more than half the model's time for one
-session) and yield to finals. In a long utterance partials anchor at a dip the speech resumed
-after and decode only what follows it, and the final of an utterance over 8 s uses a narrower
-beam, so that a long sentence's final comes as soon after it ends as a short one's. The final does not wait for the pause to be confirmed: once
-``settle_silence_ms`` of it have passed, the utterance is decoded as VAD will cut it, and that
-decode is the final if the pause goes on to ``min_silence_ms``. A :class:`DecodeGate` shared by
-the live sessions on one model starts no partial while a final is in flight; the partials of
-several sessions share the model's batches.
+session) and yield to finals. In a long utterance partials anchor at a dip and decode only
+what follows it, and the final of an utterance over 8 s uses a narrower beam, so that a long
+sentence's final comes as soon after it ends as a short one's. The final does not wait for the
+pause to be confirmed: once ``settle_silence_ms`` of it have passed, the utterance is decoded
+as VAD will cut it, and that decode is the final if the pause goes on to ``min_silence_ms``. A
+:class:`DecodeGate` shared by the live sessions on one model starts no partial while a final is
+in flight; the partials of several sessions share the model's batches.
 
 :class:`BufferedRecognizer` keeps the audio and transcribes it whole when the stream ends,
 exactly as a file. :class:`LiveSession` puts either behind one interface that takes s16le PCM at
@@ -79,6 +79,8 @@ PAUSE_WINDOWS = 2
 decode the pause may start would wait for it."""
 EMPTY_RETRY_S = 0.3
 """Seconds of new audio after a partial that heard nothing before the next one."""
+_RECENT_WINDOWS = 47
+"""Windows (1.5 s) among which an overdue partial anchor goes at the least speech-like."""
 
 
 @dataclass(frozen=True)
@@ -115,11 +117,13 @@ class StreamOptions:
     on the shared clips beam 2 gave the same live text as beam 5, greedy did not."""
     anchor_after_s: float = 4.0
     dip_ms: int = 96
+    anchor_by_s: float = 6.0
     """Once an utterance has ``anchor_after_s`` seconds of speech before a dip of ``dip_ms``
     that the speech resumed after, its partials anchor there: the part before the dip is
     decoded once (greedily, as partials are) and later partials decode only what follows, so
-    a partial in flight when the utterance ends holds its final back less. Finals always
-    decode the whole utterance. 0 turns anchoring off."""
+    a partial in flight when the utterance ends holds its final back less. With no such dip
+    by ``anchor_by_s``, they anchor at the least speech-like window of the last second and a
+    half. Finals always decode the whole utterance. 0 turns anchoring off."""
     settle_silence_ms: int = 160
     """A pause this long (and at least the speech padding) starts the final decode of the
     utterance as VAD will cut it if the pause goes on."""
@@ -254,6 +258,7 @@ class OnlineRecognizer:
         self._dip_windows = max(1, math.ceil(self.stream.dip_ms / _VAD_WINDOW_MS))
         self._anchor: _Anchor | None = None
         self._cut: int | None = None  # where to anchor partials, once speech resumed after a dip
+        self._recent = np.zeros(0, dtype=np.float32)  # the last probabilities
         self._buffer = np.zeros(0, dtype=np.float32)
         self._buffer_start = 0
         self.total = 0
@@ -300,6 +305,7 @@ class OnlineRecognizer:
     # -- VAD ---------------------------------------------------------------------------------
     def _push(self, probs: np.ndarray) -> list[Event]:
         spans = self._segmenter.push(probs)
+        self._recent = np.concatenate([self._recent, probs])[-_RECENT_WINDOWS:]
         voiced = np.flatnonzero(probs >= self._low)
         dip = self._quiet + int(voiced[0]) if len(voiced) else 0  # windows, if speech resumed
         resumed = (self._windows + int(voiced[0])) * WINDOW if len(voiced) else 0
@@ -315,6 +321,9 @@ class OnlineRecognizer:
         elif start is not None and dip >= self._dip_windows and self._anchor_due(start, resumed):
             # one window before the speech that resumed: its onset may score low
             self._cut = max(resumed - WINDOW, resumed - (dip - 1) * WINDOW)
+        elif start is not None and self._cut is None and self._anchor_overdue(start):
+            lowest = self._windows - len(self._recent) + int(np.argmin(self._recent))
+            self._cut = lowest * WINDOW + WINDOW // 2
         keep_from = self._segmenter.earliest_needed(self.total)
         drop = max(0, keep_from - self._buffer_start)
         self._buffer, self._buffer_start = self._buffer[drop:], self._buffer_start + drop
@@ -361,6 +370,14 @@ class OnlineRecognizer:
         if cut is not None:
             self._anchor, self._cut = _Anchor(cut, decoded.pieces), None
         return self._partial(start, decoded, language)
+
+    def _anchor_overdue(self, start: int) -> bool:
+        """Whether the partials decode ``anchor_by_s`` or more and no dip came to anchor at."""
+        if self.stream.anchor_after_s <= 0 or len(self._recent) < _RECENT_WINDOWS:
+            return False
+        begin = self._anchor.end if self._anchor is not None else start
+        oldest = (self._windows - _RECENT_WINDOWS) * WINDOW  # the cut comes after it
+        return oldest - begin >= (self.stream.anchor_by_s - 1.5) * SAMPLE_RATE
 
     def _anchor_due(self, start: int, resumed: int) -> bool:
         """Whether enough speech before the dip that ended at ``resumed`` is not anchored."""
