@@ -256,6 +256,7 @@ class OnlineRecognizer:
         self._quiet = 0
         self._windows = 0
         self._dip_windows = max(1, math.ceil(self.stream.dip_ms / _VAD_WINDOW_MS))
+        self._anchoring = self.stream.partials and self.stream.anchor_after_s > 0
         self._anchor: _Anchor | None = None
         self._cut: int | None = None  # where to anchor partials, once speech resumed after a dip
         self._recent = np.zeros(0, dtype=np.float32)  # the last probabilities
@@ -354,7 +355,7 @@ class OnlineRecognizer:
         if not self._gate.try_partial():
             return []
         anchor, cut = self._anchor, self._cut
-        begin = anchor.end if anchor is not None else start
+        begin = self._anchored_to(start)
         end = cut if cut is not None else self.total
         clip = self._buffer[begin - self._buffer_start : end - self._buffer_start]
         began = time.monotonic()
@@ -371,20 +372,23 @@ class OnlineRecognizer:
             self._anchor, self._cut = _Anchor(cut, decoded.pieces), None
         return self._partial(start, decoded, language)
 
+    def _anchored_to(self, start: int) -> int:
+        """Where the partials of the utterance from ``start`` begin to decode."""
+        return self._anchor.end if self._anchor is not None else start
+
     def _anchor_overdue(self, start: int) -> bool:
         """Whether the partials decode ``anchor_by_s`` or more and no dip came to anchor at."""
-        if self.stream.anchor_after_s <= 0 or len(self._recent) < _RECENT_WINDOWS:
+        if not self._anchoring or len(self._recent) < _RECENT_WINDOWS:
             return False
-        begin = self._anchor.end if self._anchor is not None else start
         oldest = (self._windows - _RECENT_WINDOWS) * WINDOW  # the cut comes after it
-        return oldest - begin >= (self.stream.anchor_by_s - 1.5) * SAMPLE_RATE
+        return oldest - self._anchored_to(start) >= (self.stream.anchor_by_s - 1.5) * SAMPLE_RATE
 
     def _anchor_due(self, start: int, resumed: int) -> bool:
         """Whether enough speech before the dip that ended at ``resumed`` is not anchored."""
-        if self.stream.anchor_after_s <= 0:
-            return False
-        begin = self._anchor.end if self._anchor is not None else start
-        return resumed - begin >= self.stream.anchor_after_s * SAMPLE_RATE
+        return (
+            self._anchoring
+            and resumed - self._anchored_to(start) >= self.stream.anchor_after_s * SAMPLE_RATE
+        )
 
     def _partial_due(self, start: int) -> bool:
         if not self.stream.partials:
