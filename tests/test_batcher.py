@@ -92,3 +92,68 @@ def test_a_failing_batch_fails_only_its_requests() -> None:
         batcher.close()
     with pytest.raises(RuntimeError, match="unloaded"):
         batcher.submit("k", [clip(1)])
+
+
+class Overlap(Recorder):
+    """A run_batch that notes how many batches run at once."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(delay)
+        self.running = 0
+        self.most = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, key: Hashable, clips: list[np.ndarray]) -> list[str]:
+        with self._lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        try:
+            return super().__call__(key, clips)
+        finally:
+            with self._lock:
+                self.running -= 1
+
+
+def test_two_workers_run_two_batches_at_once_longest_first() -> None:
+    """Work queued together is split so that each worker has a share (a batch alone costing
+    more than half is halved), and the largest batch starts first."""
+    recorder = Overlap(delay=0.2)
+    batcher: Batcher[str] = Batcher(
+        recorder, max_batch=16, max_ratio=2.0, slack=3 * 16000, workers=2
+    )
+    seconds = [20, 21, 22, 23]  # one batch by length, halved for the two workers
+    answers: dict[str, list[str]] = {}
+
+    def ask(key: str, lengths: list[int]) -> None:
+        answers[key] = batcher.submit(key, [clip(n * 16000) for n in lengths])
+
+    try:
+        threads = [
+            threading.Thread(target=ask, args=("long", seconds)),
+            threading.Thread(target=ask, args=("short", [2, 3])),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+    finally:
+        batcher.close()
+    assert answers == {
+        "long": [f"long:{n * 16000}" for n in seconds],
+        "short": ["short:32000", "short:48000"],
+    }
+    assert recorder.most == 2
+    runs = [(key, [n // 16000 for n in lengths]) for key, lengths in recorder.batches]
+    assert sorted(runs) == [("long", [20, 21]), ("long", [22, 23]), ("short", [2, 3])]
+    assert runs[0] == ("long", [22, 23])  # the largest first
+
+
+def test_with_two_workers_a_failure_still_fails_only_its_request() -> None:
+    recorder = Recorder(fail_on=13)
+    batcher: Batcher[str] = Batcher(recorder, max_batch=1, workers=2)
+    try:
+        with pytest.raises(ValueError, match="clip of 13"):
+            batcher.submit("k", [clip(12), clip(13), clip(14)])
+        assert batcher.submit("k", [clip(12), clip(14)]) == ["k:12", "k:14"]
+    finally:
+        batcher.close()

@@ -59,7 +59,8 @@ class Settings(BaseSettings):
     compute_type: str = "auto"
     """CTranslate2 compute type; ``auto`` is float16 on CUDA and the measured choice on CPU."""
     cpu_threads: int = Field(default=0, ge=0)
-    """Threads for CPU inference; 0 uses every core."""
+    """Threads for CPU inference; 0 uses every core. Whisper runs as two replicas with half
+    the threads each, decoding two batches at once."""
     beam_size: int = Field(default=5, ge=1, le=20)
     """Beam width for decoding. Default 5."""
     language: str | None = None

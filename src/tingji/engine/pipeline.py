@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import BinaryIO
 
@@ -250,12 +251,19 @@ class Transcription:
         if index is not None and len(index) <= HINT_ALL_LIMIT:
             base = replace(base, hint=self._hint(index.terms))
         decoded: list[Decoded | None] = [None] * len(windows)
-        for timestamps in (False, True):
+
+        def decode_group(timestamps: bool) -> None:
             chosen = [n for n, w in enumerate(windows) if self._timestamps(w) == timestamps]
             options = replace(base, timestamps=timestamps)
             clips = [windows[n].audio for n in chosen]
             for n, answer in zip(chosen, self._decode_clips(clips, options), strict=True):
                 decoded[n] = answer
+
+        # both groups at once: a backend with several replicas runs their batches side by side
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            timed_group = pool.submit(decode_group, True)
+            decode_group(False)
+            timed_group.result()
         timed = []
         for window, result in zip(windows, decoded, strict=True):
             assert result is not None
