@@ -239,6 +239,8 @@ class Transcription:
     def _decode(self, windows: list[Window]) -> list[list[tuple[float, float, Piece]]]:
         """Decode windows (hinting hotwords); each one's pieces on the input's time line."""
         assert self.language is not None
+        if not windows:
+            return []
         base = DecodeOptions(
             language=self.language,
             task=self.options.task,
@@ -259,11 +261,13 @@ class Transcription:
             for n, answer in zip(chosen, self._decode_clips(clips, options), strict=True):
                 decoded[n] = answer
 
-        # both groups at once: a backend with several replicas runs their batches side by side
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            timed_group = pool.submit(decode_group, True)
-            decode_group(False)
-            timed_group.result()
+        if all(self._timestamps(w) == self._timestamps(windows[0]) for w in windows):
+            decode_group(self._timestamps(windows[0]))  # one group: no thread needed
+        else:  # both at once: a backend with several replicas runs them side by side
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                timed_group = pool.submit(decode_group, True)
+                decode_group(False)
+                timed_group.result()
         timed = []
         for window, result in zip(windows, decoded, strict=True):
             assert result is not None
