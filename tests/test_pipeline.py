@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tingji.engine.pipeline import HINT_ALL_LIMIT, Transcription
-from tingji.errors import AudioNotFoundError
-from tingji.types import TranscribeOptions
+from tingji.errors import AudioNotFoundError, ModelError
+from tingji.types import TranscribeOptions, VadOptions
 
 from .conftest import FakeBackend, shared_clip
 
@@ -77,3 +79,57 @@ def test_missing_file_raises_before_any_work(tmp_path: Path) -> None:
         Transcription(backend, str(tmp_path / "nope.wav"), TranscribeOptions())
     assert "nope.wav" in str(info.value)
     assert backend.calls == []
+
+
+LONG = "long/zh_dev_concat.wav"
+TEN_SECOND_WINDOWS = TranscribeOptions(
+    language="zh", vad=VadOptions(enabled=False, max_segment_s=10)
+)
+"""Without VAD the 136 s file is cut into 10 s windows: a batch of eight, then one of six."""
+
+
+class _GatedBackend(FakeBackend):
+    """Holds the first decode until a second one starts (or 10 s pass)."""
+
+    def __init__(self) -> None:
+        super().__init__(["一段话"])
+        self.second_started = threading.Event()
+        self.overlapped = False
+        self.sizes: list[int] = []
+
+    def decode_many(self, clips: Any, options: Any) -> list[Any]:
+        first = not self.sizes
+        self.sizes.append(len(clips))
+        if first:
+            self.overlapped = self.second_started.wait(10)
+        else:
+            self.second_started.set()
+        return super().decode_many(clips, options)
+
+
+def test_the_audio_after_a_batch_is_read_and_sent_while_the_batch_decodes() -> None:
+    backend = _GatedBackend()
+    result = Transcription(backend, str(shared_clip(LONG)), TEN_SECOND_WINDOWS).result()
+    assert backend.sizes == [8, 6]
+    assert backend.overlapped  # the second batch was cut and sent before the first came back
+    assert [s.start for s in result.segments] == [10.0 * n for n in range(14)]
+    assert result.duration == pytest.approx(136.0, abs=0.5)
+
+
+def test_a_failed_batch_fails_the_run_after_the_segments_before_it() -> None:
+    class FailingSecond(FakeBackend):
+        def decode_many(self, clips: Any, options: Any) -> list[Any]:
+            if len(clips) == 6:
+                raise ModelError("decoder crashed")
+            return super().decode_many(clips, options)
+
+    run = Transcription(FailingSecond(["一段话"]), str(shared_clip(LONG)), TEN_SECOND_WINDOWS)
+    seen = []
+    with pytest.raises(ModelError, match="decoder crashed"):
+        for segment in run:
+            seen.append(segment.start)
+    assert seen == [10.0 * n for n in range(8)]
+    for thread in threading.enumerate():  # the run's decoding threads end with it
+        if thread.name.startswith("tingji-pipeline"):
+            thread.join(timeout=5)
+            assert not thread.is_alive()

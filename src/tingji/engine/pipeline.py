@@ -2,15 +2,17 @@
 
 :class:`Transcription` is a run over one input. Iterating it yields :class:`Segment` objects as
 they are recognised (so callers can show progress or stream results); :meth:`result` drains it
-and returns the :class:`Transcript`. Memory stays bounded by the longest segment plus one audio
+and returns the :class:`Transcript`. While one batch of windows decodes, the audio after it is
+read and cut into the next, so memory stays bounded by two batches of windows plus one audio
 block, whatever the length of the input.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import BinaryIO
 
@@ -40,8 +42,13 @@ TIMESTAMP_WINDOW_SECONDS = 12.0
 BATCH_WINDOWS = 8
 BATCH_SECONDS = 120.0
 """Windows are decoded in batches of this many, or this much audio, whichever comes first."""
+IN_FLIGHT = 2
+"""Batches of windows being decoded while the audio after them is read and cut: the next batch
+queues behind the last, so a model with several replicas never waits for the reading."""
 
 Source = str | BinaryIO
+Timed = tuple[float, float, Piece]
+"""A decoded piece with its start and end on the input's time line."""
 
 
 class Transcription:
@@ -81,6 +88,8 @@ class Transcription:
         self.processing_time = 0.0
         self._hotwords = HotwordIndex(list(options.hotwords)) if options.hotwords else None
         self._ready: list[Window] = []
+        self._in_flight: deque[tuple[list[Window], Future[list[list[Timed]]]]] = deque()
+        self._pool: ThreadPoolExecutor | None = None
         self._iterator: Iterator[Segment] | None = None
 
     # -- iteration ---------------------------------------------------------------------------
@@ -108,6 +117,15 @@ class Transcription:
         )
 
     def _run(self) -> Iterator[Segment]:
+        try:
+            yield from self._steps()
+        finally:  # finished, failed or abandoned: stop what is still queued
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
+            self._in_flight.clear()
+
+    def _steps(self) -> Iterator[Segment]:
         started = time.perf_counter()
         vad = self.options.vad
         probs = SileroProbabilities() if vad.enabled else None
@@ -148,6 +166,8 @@ class Transcription:
             spans = _fixed_spans(buffer_start, total, vad, final=True)
         yield from take(spans)
         yield from self._drain(pending, final=True)
+        while self._in_flight:
+            yield from self._recognise()
         if failure is None and total == 0:
             failure = EmptyAudioError("no audio samples", source=self.name)
         self.duration = total / SAMPLE_RATE
@@ -196,11 +216,18 @@ class Transcription:
             final or len(self._ready) >= BATCH_WINDOWS or ready_seconds >= BATCH_SECONDS
         ):
             windows, self._ready = self._ready, []
-            yield from self._recognise(windows)
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="tingji-pipeline")
+            self._in_flight.append((windows, self._pool.submit(self._decode, windows)))
+        while self._in_flight and (
+            self._in_flight[0][1].done() or len(self._in_flight) >= IN_FLIGHT
+        ):
+            yield from self._recognise()
 
-    def _recognise(self, windows: list[Window]) -> Iterator[Segment]:
-        """Decode windows as one batch and yield their segments in order."""
-        timed = self._decode(windows)
+    def _recognise(self) -> Iterator[Segment]:
+        """Take the oldest batch of windows in flight; yield its segments in order."""
+        windows, decoding = self._in_flight.popleft()
+        timed = decoding.result()
         for window, found in zip(windows, timed, strict=True):
             if len(window.parts) > 1 and self._timestamps(window):
                 # A packed window sometimes comes back with a whole utterance left out;
@@ -236,7 +263,7 @@ class Transcription:
         more accurate on it without timestamp tokens."""
         return window.length / SAMPLE_RATE > TIMESTAMP_WINDOW_SECONDS
 
-    def _decode(self, windows: list[Window]) -> list[list[tuple[float, float, Piece]]]:
+    def _decode(self, windows: list[Window]) -> list[list[Timed]]:
         """Decode windows (hinting hotwords); each one's pieces on the input's time line."""
         assert self.language is not None
         if not windows:
