@@ -90,6 +90,8 @@ class WhisperBackend:
         # batch gains little from a second thread (a 10.8 s clip: 1.16 s on two threads, 0.86 s
         # on one, with another process on the machine), and two batches keep both cores busy.
         workers = min(CPU_WORKERS, threads) if choice.device == "cpu" else 1
+        if choice.device == "cpu":
+            _one_blas_thread()
         from faster_whisper import WhisperModel
 
         try:
@@ -153,6 +155,19 @@ class WhisperBackend:
             if model is not None:
                 model.model.unload_model()
             del model
+
+
+def _one_blas_thread() -> None:
+    """Keep numpy's BLAS on the calling thread.
+
+    OpenBLAS starts a thread per core and keeps them spinning after every call. The mel
+    filterbank product of each replica's feature extraction is such a call, so those threads
+    took CPU from the other replica's decoding; the replicas already keep every core busy.
+    Measured on the 136 s file: 0.4 s less CPU time (about 9.4 s), 4 % less wall time.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
 
 
 def _load(request: LoadRequest) -> Backend:
