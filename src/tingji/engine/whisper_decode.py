@@ -62,6 +62,10 @@ class _Item:
     language: str = ""
     language_probability: float | None = None
 
+    @property
+    def seconds(self) -> float:
+        return len(self.audio) / SAMPLE_RATE
+
 
 def decode_batch(model: Any, clips: Sequence[np.ndarray], options: DecodeOptions) -> list[Decoded]:
     """Recognise ``clips`` (16 kHz mono float32) with one faster-whisper ``WhisperModel``.
@@ -186,7 +190,7 @@ def _generate(
         item.tokens = list(tokens)
         item.avg_logprob = float(result.scores[0]) * len(tokens) / (len(tokens) + 1)
         item.text = _text(tokenizer, item.tokens)
-        if _too_fast(item.text, len(item.audio) / SAMPLE_RATE):
+        if _too_fast(item.text, item.seconds):
             _cut_loop(tokenizer, item)
 
 
@@ -210,14 +214,14 @@ def _compression_ratio(text: str) -> float:
     return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
+_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
 def _too_fast(text: str, seconds: float) -> bool:
     """More characters (Chinese) or words (other scripts) than anyone says in ``seconds``."""
     han = len(_HAN.findall(text))
     spoken = han + len(_HAN.sub(" ", text).split())
     return spoken > MAX_CHARS_PER_SECOND * seconds + SPARE_CHARS
-
-
-_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 
 def _implausible(text: str, seconds: float) -> bool:
@@ -231,8 +235,7 @@ def _needs_fallback(item: _Item) -> bool:
     )
     if silent:
         return False
-    seconds = len(item.audio) / SAMPLE_RATE
-    return _implausible(item.text, seconds) or item.avg_logprob < LOG_PROB_THRESHOLD
+    return _implausible(item.text, item.seconds) or item.avg_logprob < LOG_PROB_THRESHOLD
 
 
 def _fallback(model: Any, item: _Item, options: DecodeOptions) -> None:
@@ -244,14 +247,13 @@ def _fallback(model: Any, item: _Item, options: DecodeOptions) -> None:
         tried.append((item.result, item.avg_logprob, item.text, item.tokens))
         if not _needs_fallback(item):
             return
-    seconds = len(item.audio) / SAMPLE_RATE
-    plausible = [t for t in tried if not _implausible(t[2], seconds)]
+    plausible = [t for t in tried if not _implausible(t[2], item.seconds)]
     best = max(plausible or tried, key=lambda t: t[1])
     item.result, item.avg_logprob, item.text, item.tokens = best
 
 
 def _decoded(model: Any, item: _Item, options: DecodeOptions) -> Decoded:
-    duration = len(item.audio) / SAMPLE_RATE
+    duration = item.seconds
     no_speech = float(item.result.no_speech_prob)
     if no_speech > NO_SPEECH_THRESHOLD and item.avg_logprob < LOG_PROB_THRESHOLD:
         return Decoded([], item.language, item.language_probability)
