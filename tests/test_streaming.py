@@ -41,7 +41,7 @@ from tingji.engine.streaming import (
 )
 from tingji.scoring import cer
 from tingji.server.app import create_app
-from tingji.server.routes.streaming import _hotwords, _Shaper, stamps
+from tingji.server.funasr_wire import Shaper, hotwords_field, stamps
 from tingji.service import Tingji
 from tingji.types import Segment, TranscribeOptions
 
@@ -533,10 +533,13 @@ def test_resampler_keeps_duration(rate: int) -> None:
 
 
 def test_hotwords_parsing() -> None:
-    assert _hotwords(json.dumps({"阿里巴巴": 20, "通义实验室": 30})) == ("阿里巴巴", "通义实验室")
-    assert _hotwords("阿里巴巴 通义实验室") == ("阿里巴巴", "通义实验室")
-    assert _hotwords("阿里巴巴,达摩院") == ("阿里巴巴", "达摩院")
-    assert _hotwords("") == ()
+    assert hotwords_field(json.dumps({"阿里巴巴": 20, "通义实验室": 30})) == (
+        "阿里巴巴",
+        "通义实验室",
+    )
+    assert hotwords_field("阿里巴巴 通义实验室") == ("阿里巴巴", "通义实验室")
+    assert hotwords_field("阿里巴巴,达摩院") == ("阿里巴巴", "达摩院")
+    assert hotwords_field("") == ()
 
 
 def test_gate_puts_finals_first() -> None:
@@ -593,7 +596,7 @@ def _final_event(utterance: int, text: str, raw: str) -> Final:
 
 def test_messages_carry_only_new_text() -> None:
     """FunASR's clients append partials and replace them by the 2pass-offline sentence."""
-    shaper = _Shaper("2pass", "w")
+    shaper = Shaper("2pass", "w")
     sent = shaper.messages(
         [
             Partial(0, 0.0, "欢迎大家", "欢迎"),
@@ -613,7 +616,7 @@ def test_messages_carry_only_new_text() -> None:
         ("2pass-online", "嗯", "嗯"),
         ("2pass-offline", "", None),
     ]
-    online = _Shaper("online", "w")
+    online = Shaper("online", "w")
     sent = online.messages(
         [
             Partial(0, 0.0, "some call me", "some call"),

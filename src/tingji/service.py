@@ -6,24 +6,20 @@ recognitions and the batch-job runner. Nothing here knows about HTTP or Gradio.
 
 from __future__ import annotations
 
-import csv
 import hmac
-import io
-import json
 import logging
 import secrets
 import threading
 import time
 import uuid
 import weakref
-import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from tingji import audio
+from tingji import audio, exports
 from tingji.config import Settings
 from tingji.engine.backend import Backend
 from tingji.engine.manager import ModelManager
@@ -37,7 +33,6 @@ from tingji.engine.streaming import (
     StreamOptions,
 )
 from tingji.errors import BusyError, NotFoundError, OptionError, TingjiError, TooManyFilesError
-from tingji.formats import render
 from tingji.jobs.audio_store import AudioStore, StoredAudio
 from tingji.jobs.runner import JobCancelled, JobRunner
 from tingji.jobs.storage import Storage
@@ -351,37 +346,8 @@ class Tingji:
         return len(existing)
 
     def history_csv(self, query: str = "", **filters: Any) -> Iterator[str]:
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(
-            [
-                "id",
-                "created_at",
-                "name",
-                "language",
-                "duration",
-                "processing_time",
-                "model",
-                "device",
-                "text",
-            ]
-        )
-        yield _take(out)
-        for e in self.history.iter_entries(query, **filters):
-            writer.writerow(
-                [
-                    e.id,
-                    _iso(e.created_at),
-                    e.name,
-                    e.language,
-                    f"{e.duration:.2f}",
-                    f"{e.processing_time:.2f}",
-                    e.model,
-                    e.device,
-                    e.text,
-                ]
-            )
-            yield _take(out)
+        """The history (filtered as in search) as CSV, streamed row by row."""
+        return exports.history_csv(self.history.iter_entries(query, **filters))
 
     # -- batch jobs --------------------------------------------------------------------------
     @property
@@ -444,70 +410,10 @@ class Tingji:
         return self.job(job_id)
 
     def job_csv(self, job_id: str) -> str:
-        job = self.job(job_id)
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(
-            [
-                "file",
-                "status",
-                "segment",
-                "start",
-                "end",
-                "text",
-                "language",
-                "duration",
-                "processing_time",
-                "error",
-            ]
-        )
-        for f in job.files:
-            entry = self._entry_of(f.transcription_id)
-            if entry is None:
-                writer.writerow(
-                    [f.name, f.status, "", "", "", "", "", _num(f.duration), "", f.error or ""]
-                )
-                continue
-            for seg in entry.segments:
-                writer.writerow(
-                    [
-                        f.name,
-                        f.status,
-                        seg.id,
-                        f"{seg.start:.3f}",
-                        f"{seg.end:.3f}",
-                        seg.text,
-                        entry.language,
-                        f"{entry.duration:.3f}",
-                        f"{entry.processing_time:.3f}",
-                        "",
-                    ]
-                )
-        return out.getvalue()
+        return exports.job_csv(self.job(job_id), self._entry_of)
 
     def job_zip(self, job_id: str) -> bytes:
-        job = self.job(job_id)
-        buffer = io.BytesIO()
-        used: set[str] = set()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-            for f in job.files:
-                stem = _unique_stem(f.name, used)
-                entry = self._entry_of(f.transcription_id)
-                if entry is None:
-                    archive.writestr(f"{stem}.error.txt", f"{f.status}: {f.error or ''}\n")
-                    continue
-                transcript = entry_transcript(entry)
-                for fmt in ("txt", "srt", "json"):
-                    archive.writestr(f"{stem}.{fmt}", render(transcript, fmt))
-            archive.writestr(
-                "job.json",
-                json.dumps(
-                    {"id": job.id, "status": job.status, "files": [asdict(f) for f in job.files]},
-                    ensure_ascii=False,
-                    indent=2,
-                ),
-            )
-        return buffer.getvalue()
+        return exports.job_zip(self.job(job_id), self._entry_of)
 
     def _entry_of(self, entry_id: int | None) -> HistoryEntry | None:
         return self.history.get_transcription(entry_id) if entry_id else None
@@ -579,48 +485,6 @@ class Tingji:
             self._storage = None
 
 
-def entry_transcript(entry: HistoryEntry) -> Transcript:
-    """A history entry as a transcript (for the output formats)."""
-    return Transcript(
-        text=entry.text,
-        segments=entry.segments,
-        language=entry.language,
-        language_probability=None,
-        duration=entry.duration,
-        processing_time=entry.processing_time,
-        model=ModelInfo("", entry.model, "", entry.device, ""),
-        replacements=entry.replacements,
-        source=entry.name,
-    )
-
-
 def _gpu_used(info: SystemInfo) -> int | None:
     used = [g.memory_used_mb for g in info.gpus if g.memory_used_mb is not None]
     return sum(used) if used else None
-
-
-def _take(out: io.StringIO) -> str:
-    value = out.getvalue()
-    out.seek(0)
-    out.truncate()
-    return value
-
-
-def _iso(timestamp: float) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="seconds")
-
-
-def _num(value: float | None) -> str:
-    return "" if value is None else f"{value:.3f}"
-
-
-def _unique_stem(name: str, used: set[str]) -> str:
-    stem = Path(name).stem.replace("/", "_").replace("\\", "_") or "audio"
-    candidate, n = stem, 1
-    while candidate in used:
-        n += 1
-        candidate = f"{stem}-{n}"
-    used.add(candidate)
-    return candidate

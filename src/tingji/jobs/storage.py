@@ -1,8 +1,7 @@
 """All SQL lives here: history with full-text search, and batch jobs.
 
-SQLite in WAL mode; one connection shared by threads under a lock. Migrations are an
-append-only list recorded in the ``migrations`` table: never edit one that has shipped, add a
-new one.
+SQLite in WAL mode; one connection shared by threads under a lock. The schema is the
+append-only list in :mod:`tingji.jobs.migrations`.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from tingji.jobs.migrations import MIGRATIONS, statements
 from tingji.types import (
     HistoryEntry,
     JobFile,
@@ -24,81 +24,6 @@ from tingji.types import (
     Segment,
     Transcript,
 )
-
-MIGRATIONS: list[tuple[str, str]] = [
-    (
-        "history and jobs",
-        """
-        CREATE TABLE transcriptions (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            created_at REAL NOT NULL,
-            name TEXT NOT NULL,
-            audio_file TEXT,
-            language TEXT NOT NULL,
-            duration REAL NOT NULL,
-            processing_time REAL NOT NULL,
-            model TEXT NOT NULL,
-            device TEXT NOT NULL,
-            text TEXT NOT NULL,
-            segments TEXT NOT NULL,
-            replacements TEXT NOT NULL DEFAULT '[]',
-            options TEXT NOT NULL DEFAULT '{}',
-            job_id TEXT
-        );
-        CREATE INDEX transcriptions_created ON transcriptions(created_at);
-        CREATE VIRTUAL TABLE transcriptions_fts USING fts5(
-            text, name, content='transcriptions', content_rowid='id', tokenize='trigram'
-        );
-        CREATE TRIGGER transcriptions_ai AFTER INSERT ON transcriptions BEGIN
-            INSERT INTO transcriptions_fts(rowid, text, name) VALUES (new.id, new.text, new.name);
-        END;
-        CREATE TRIGGER transcriptions_ad AFTER DELETE ON transcriptions BEGIN
-            INSERT INTO transcriptions_fts(transcriptions_fts, rowid, text, name)
-            VALUES ('delete', old.id, old.text, old.name);
-        END;
-        CREATE TRIGGER transcriptions_au AFTER UPDATE OF text, name ON transcriptions BEGIN
-            INSERT INTO transcriptions_fts(transcriptions_fts, rowid, text, name)
-            VALUES ('delete', old.id, old.text, old.name);
-            INSERT INTO transcriptions_fts(rowid, text, name) VALUES (new.id, new.text, new.name);
-        END;
-        CREATE TABLE jobs (
-            id TEXT PRIMARY KEY,
-            created_at REAL NOT NULL,
-            status TEXT NOT NULL,
-            options TEXT NOT NULL,
-            model TEXT NOT NULL,
-            started_at REAL,
-            finished_at REAL
-        );
-        CREATE TABLE job_files (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
-            position INTEGER NOT NULL,
-            name TEXT NOT NULL,
-            audio_file TEXT,
-            size INTEGER NOT NULL,
-            status TEXT NOT NULL,
-            duration REAL,
-            processing_time REAL,
-            error TEXT,
-            transcription_id INTEGER
-        );
-        CREATE INDEX job_files_job ON job_files(job_id, position);
-        CREATE INDEX job_files_status ON job_files(status);
-        """,
-    ),
-    (
-        "hotword lists",
-        """
-        CREATE TABLE hotword_lists (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            name TEXT NOT NULL UNIQUE,
-            terms TEXT NOT NULL,
-            updated_at REAL NOT NULL
-        );
-        """,
-    ),
-]
 
 _ENTRY_COLUMNS = (
     "id, created_at, name, language, duration, processing_time, model, device, text, "
@@ -135,7 +60,7 @@ class Storage:
             for number, (name, sql) in enumerate(MIGRATIONS, start=1):
                 if number in done:
                     continue
-                for statement in _statements(sql):
+                for statement in statements(sql):
                     db.execute(statement)
                 db.execute(
                     "INSERT INTO migrations (id, name, applied_at) VALUES (?, ?, ?)",
@@ -513,17 +438,6 @@ class Storage:
     def delete_hotword_list(self, name: str) -> bool:
         with self._transaction() as db:
             return db.execute("DELETE FROM hotword_lists WHERE name = ?", (name,)).rowcount > 0
-
-
-def _statements(sql: str) -> list[str]:
-    """Split a migration into statements (triggers keep their inner semicolons)."""
-    statements, current = [], ""
-    for line in sql.strip().splitlines():
-        current += line + "\n"
-        if sqlite3.complete_statement(current):
-            statements.append(current.strip())
-            current = ""
-    return statements
 
 
 def _prefixed(alias: str) -> str:

@@ -11,10 +11,10 @@ from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from tingji.errors import NotFoundError, OptionError
+from tingji.exports import entry_transcript
 from tingji.formats import FORMATS, render
 from tingji.server.deps import Service
 from tingji.server.views import entry_view
-from tingji.service import entry_transcript
 
 router = APIRouter(prefix="/api/history", tags=["history"])
 

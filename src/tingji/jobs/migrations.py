@@ -1,0 +1,92 @@
+"""The database schema as an append-only list of migrations, recorded by name in the
+``migrations`` table: never edit one that has shipped, add a new one."""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "history and jobs",
+        """
+        CREATE TABLE transcriptions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            created_at REAL NOT NULL,
+            name TEXT NOT NULL,
+            audio_file TEXT,
+            language TEXT NOT NULL,
+            duration REAL NOT NULL,
+            processing_time REAL NOT NULL,
+            model TEXT NOT NULL,
+            device TEXT NOT NULL,
+            text TEXT NOT NULL,
+            segments TEXT NOT NULL,
+            replacements TEXT NOT NULL DEFAULT '[]',
+            options TEXT NOT NULL DEFAULT '{}',
+            job_id TEXT
+        );
+        CREATE INDEX transcriptions_created ON transcriptions(created_at);
+        CREATE VIRTUAL TABLE transcriptions_fts USING fts5(
+            text, name, content='transcriptions', content_rowid='id', tokenize='trigram'
+        );
+        CREATE TRIGGER transcriptions_ai AFTER INSERT ON transcriptions BEGIN
+            INSERT INTO transcriptions_fts(rowid, text, name) VALUES (new.id, new.text, new.name);
+        END;
+        CREATE TRIGGER transcriptions_ad AFTER DELETE ON transcriptions BEGIN
+            INSERT INTO transcriptions_fts(transcriptions_fts, rowid, text, name)
+            VALUES ('delete', old.id, old.text, old.name);
+        END;
+        CREATE TRIGGER transcriptions_au AFTER UPDATE OF text, name ON transcriptions BEGIN
+            INSERT INTO transcriptions_fts(transcriptions_fts, rowid, text, name)
+            VALUES ('delete', old.id, old.text, old.name);
+            INSERT INTO transcriptions_fts(rowid, text, name) VALUES (new.id, new.text, new.name);
+        END;
+        CREATE TABLE jobs (
+            id TEXT PRIMARY KEY,
+            created_at REAL NOT NULL,
+            status TEXT NOT NULL,
+            options TEXT NOT NULL,
+            model TEXT NOT NULL,
+            started_at REAL,
+            finished_at REAL
+        );
+        CREATE TABLE job_files (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            audio_file TEXT,
+            size INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            duration REAL,
+            processing_time REAL,
+            error TEXT,
+            transcription_id INTEGER
+        );
+        CREATE INDEX job_files_job ON job_files(job_id, position);
+        CREATE INDEX job_files_status ON job_files(status);
+        """,
+    ),
+    (
+        "hotword lists",
+        """
+        CREATE TABLE hotword_lists (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL UNIQUE,
+            terms TEXT NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        """,
+    ),
+]
+
+
+def statements(sql: str) -> list[str]:
+    """Split a migration into statements (triggers keep their inner semicolons)."""
+    statements, current = [], ""
+    for line in sql.strip().splitlines():
+        current += line + "\n"
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    return statements
