@@ -7,11 +7,13 @@ append-only list in :mod:`tingji.jobs.migrations`.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +27,27 @@ from tingji.types import (
     Transcript,
 )
 
+log = logging.getLogger("tingji.storage")
+
 _ENTRY_COLUMNS = (
     "id, created_at, name, language, duration, processing_time, model, device, text, "
     "segments, replacements, options, audio_file, job_id"
 )
+
+
+@dataclass(frozen=True)
+class WalState:
+    """Whether the database's write-ahead log is the one this process writes to.
+
+    SQLite's locks are POSIX locks, which the whole process loses when *any* file descriptor
+    of the database file is closed. Another program opening the database then believes it is
+    alone, and on closing deletes the ``-wal`` file this process still writes to: every later
+    write would be lost at the next crash. So each write is checkpointed into the database
+    file at once, and a log found missing or replaced is reopened (``repairs`` counts those).
+    """
+
+    intact: bool
+    repairs: int
 
 
 class Storage:
@@ -37,17 +56,53 @@ class Storage:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
         self._lock = threading.RLock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.execute("PRAGMA busy_timeout=5000")
+        self._repairs = 0
+        self._db = self._connect()
         self._migrate()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute("PRAGMA busy_timeout=5000")
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # creates the log
+        self._wal = _inode(self._wal_path)
+        return db
+
+    @property
+    def _wal_path(self) -> Path:
+        return self.path.with_name(self.path.name + "-wal")
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def wal_state(self) -> WalState:
+        """Check the write-ahead log; a lost one is reopened (nothing written is lost, as each
+        write was checkpointed)."""
+        with self._lock:
+            intact = self._wal is not None and _inode(self._wal_path) == self._wal
+            if not intact:
+                self._repair()
+            return WalState(intact=intact, repairs=self._repairs)
+
+    def _after_write(self) -> None:
+        """Copy the committed write into the database file, then check the log."""
+        self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if _inode(self._wal_path) != self._wal:
+            self._repair()
+
+    def _repair(self) -> None:
+        log.warning(
+            "the write-ahead log of %s was deleted or replaced by another program; "
+            "reopening the database (every write so far is in the database file)",
+            self.path,
+        )
+        self._repairs += 1
+        self._db.close()
+        self._db = self._connect()
 
     # -- plumbing ----------------------------------------------------------------------------
     def _migrate(self) -> None:
@@ -77,10 +132,13 @@ class Storage:
             return self.storage._db
 
         def __exit__(self, kind: object, exc: object, tb: object) -> None:
+            storage = self.storage
             try:
-                self.storage._db.execute("COMMIT" if kind is None else "ROLLBACK")
+                storage._db.execute("COMMIT" if kind is None else "ROLLBACK")
+                if kind is None:
+                    storage._after_write()
             finally:
-                self.storage._lock.release()
+                storage._lock.release()
 
     def _transaction(self) -> Storage._Tx:
         return Storage._Tx(self)
@@ -461,3 +519,11 @@ def _entry(row: sqlite3.Row) -> HistoryEntry:
         audio_file=row["audio_file"],
         job_id=row["job_id"],
     )
+
+
+def _inode(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino

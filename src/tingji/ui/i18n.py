@@ -192,6 +192,13 @@ TEXTS: dict[str, tuple[str, str]] = {
     "sys.path": ("模型路径", "Model path"),
     "sys.device_reason": ("设备选择原因", "Why this device"),
     "sys.queue": ("排队中的识别", "Recognitions waiting"),
+    "sys.database": ("历史数据库", "History database"),
+    "sys.db.ok": ("正常（预写日志完好）", "OK (write-ahead log intact)"),
+    "sys.db.repaired": (
+        "预写日志曾被其他程序删除 {n} 次，已重新打开；每条记录写入时都已存入数据库文件，未丢失。",
+        "Another program deleted the write-ahead log {n} time(s); it was reopened, and every "
+        "record had already been written to the database file, so nothing was lost.",
+    ),
     "sys.versions": ("软件版本", "Versions"),
     "sys.released": ("释放结果", "Released"),
     "sys.before": ("释放前", "Before"),

@@ -51,6 +51,9 @@ def info_table(service: Tingji, lang: str) -> str:
     rows.append((t("sys.ram", lang), ram))
     rows.append((t("sys.rss", lang), _mb(info.process_rss_mb)))
     rows.append((t("sys.queue", lang), str(service.queue_length())))
+    wal = service.history.wal_state()
+    db = t("sys.db.repaired", lang, n=wal.repairs) if wal.repairs else t("sys.db.ok", lang)
+    rows.append((t("sys.database", lang), db))
     versions = [f"{k} {v}" for k, v in info.libraries.items() if k in SHOWN_LIBRARIES]
     rows.append((t("sys.versions", lang), " · ".join([f"Python {info.python}", *versions])))
     return kv_table(rows)

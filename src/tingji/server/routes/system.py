@@ -16,8 +16,10 @@ router = APIRouter(tags=["system"])
 
 @router.get("/api/system")
 def system(service: Service) -> dict[str, Any]:
-    """Device, GPUs and their memory, CPU, RAM, Python, loaded models, queue length."""
+    """Device, GPUs and their memory, CPU, RAM, Python, loaded models, queue length, and
+    whether the history database's write-ahead log is intact (``database``)."""
     info = service.system()
+    wal = service.history.wal_state()
     loaded = service.models.loaded()
     device = loaded[0].device if loaded else ("cuda" if info.cuda_devices else "cpu")
     return {
@@ -27,6 +29,7 @@ def system(service: Service) -> dict[str, Any]:
         "default_model": service.settings.model,
         "loaded_models": [asdict(m) for m in loaded],
         "queue_length": service.queue_length(),
+        "database": {"journal": "wal", "wal_intact": wal.intact, "wal_repairs": wal.repairs},
     }
 
 
