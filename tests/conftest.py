@@ -51,6 +51,19 @@ def service(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Iter
     tingji.models.unload()
 
 
+def wait_for_job(client: Any, job_id: str, timeout: float = 120.0) -> dict[str, Any]:
+    """Poll ``GET /api/jobs/{id}`` until the job is no longer queued or running."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        job: dict[str, Any] = client.get(f"/api/jobs/{job_id}").json()
+        if job["status"] not in ("queued", "running"):
+            return job
+        assert time.monotonic() < deadline, f"job still {job['status']}: {job}"
+        time.sleep(0.05)
+
+
 class FakeBackend:
     """A backend that answers every window with scripted text, for tests that need no model.
 

@@ -728,7 +728,7 @@ def test_sensevoice_refuses_translation(tiny: TinyModels, tmp_path: Path) -> Non
 
 
 def test_funasr_models_are_offered_and_claimed(tiny: TinyModels, tmp_path: Path) -> None:
-    service = _service(tmp_path, tiny.seaco, tiny.bare_cache)
+    service = _service(tmp_path, tiny.seaco, tiny.bare_cache, allow_model_downloads=True)
     offered = service.offered_models()
     for name in ("paraformer-zh", "iic/SenseVoiceSmall", "FunAudioLLM/Fun-ASR-Nano-2512"):
         assert name in offered
@@ -737,6 +737,22 @@ def test_funasr_models_are_offered_and_claimed(tiny: TinyModels, tmp_path: Path)
     assert find_backend(str(tiny.seaco)).name == "funasr"
     assert find_backend("base").name == "whisper"
     assert find_backend("large-v3").name == "whisper"
+
+
+def test_only_models_on_this_machine_are_offered_by_default(
+    tiny: TinyModels, tmp_path: Path
+) -> None:
+    """A client cannot start a download of gigabytes: a catalogue model is offered once its
+    files are in the cache, or where the operator allows downloads."""
+    cache = tmp_path / "models"
+    service = _service(tmp_path, "base", cache)
+    for name in ("paraformer-zh", "iic/SenseVoiceSmall", "large-v3"):
+        assert name not in service.offered_models()
+        with pytest.raises(OptionError, match="not offered"):
+            service.check_model(name)
+    shutil.copytree(tiny.sensevoice, catalog.download_dir("iic/SenseVoiceSmall", cache))
+    assert service.offered_models() == ["base", "iic/SenseVoiceSmall"]
+    assert service.check_model("iic/SenseVoiceSmall") == "iic/SenseVoiceSmall"
 
 
 # -- errors ----------------------------------------------------------------------------------

@@ -338,3 +338,22 @@ def test_real_model_loads_and_unloads(settings: Settings) -> None:
     assert not ct2_model.model_is_loaded  # the weights are released, not merely forgotten
     assert service.backend() is not backend  # a later request loads it again
     service.models.unload()
+
+
+@pytest.mark.usefixtures("offline")
+def test_a_downloaded_whisper_size_is_found_in_the_cache(embedded: Path, tmp_path: Path) -> None:
+    """What clients may choose by default includes a size already downloaded (here laid out
+    as huggingface_hub stores it), and no other."""
+    from tingji.engine.whisper import cached_models
+
+    assert cached_models(tmp_path) == []
+    repo = tmp_path / "hub" / "models--Systran--faster-whisper-tiny"
+    snapshot = repo / "snapshots" / "0123abcd"
+    snapshot.mkdir(parents=True)
+    for file in embedded.iterdir():
+        (snapshot / file.name).symlink_to(file)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abcd")
+    assert cached_models(tmp_path) == ["tiny"]
+    service = Tingji(Settings(data_dir=tmp_path / "data", models_dir=tmp_path))
+    assert service.offered_models() == ["base", "tiny"]

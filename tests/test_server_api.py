@@ -387,6 +387,21 @@ def test_unknown_history_id_is_404(api: Api) -> None:
     _error(api.client.delete("/api/history/987654"), 404, "not_found")
 
 
+@pytest.mark.parametrize("entry_id", [2**63, 10**30])
+def test_ids_beyond_64_bits_are_404(api: Api, entry_id: int) -> None:
+    for method, path in [
+        ("GET", f"/api/history/{entry_id}"),
+        ("DELETE", f"/api/history/{entry_id}"),
+        ("GET", f"/api/history/{entry_id}/audio"),
+        ("GET", f"/api/history/{entry_id}/export"),
+    ]:
+        response = api.client.request(method, path)
+        assert response.status_code == 404, (method, path, response.text)
+        assert response.json()["error"]["code"] == "not_found"
+    response = api.client.post("/api/history/delete", json={"ids": [entry_id]})
+    assert response.status_code == 200 and response.json() == {"deleted": 0}, response.text
+
+
 def test_bad_language_is_400(api: Api) -> None:
     before = api.audio_files
     error = _error(api.upload(SHORT, "a.wav", language="klingon"), 400, "invalid_option")
@@ -394,7 +409,10 @@ def test_bad_language_is_400(api: Api) -> None:
     assert api.audio_files == before
 
 
-@pytest.mark.parametrize("model", ["/etc/passwd", "../x", "../../models/whisper-base"])
+@pytest.mark.parametrize(
+    "model",
+    ["/etc/passwd", "../x", "../../models/whisper-base", "large-v3", "iic/SenseVoiceSmall"],
+)
 def test_model_not_offered_is_400_and_nothing_is_read(api: Api, model: str) -> None:
     before = api.audio_files
     error = _error(api.upload(SHORT, "a.wav", model=model), 400, "invalid_option")

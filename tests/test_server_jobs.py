@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import struct
 import threading
 import time
 import zipfile
@@ -19,12 +20,25 @@ from fastapi.testclient import TestClient
 from tingji.config import Settings
 from tingji.server.app import create_app
 
-from .conftest import shared_clip
+from .conftest import shared_clip, wait_for_job
 from .test_server_api import parse_srt
 
 SONG = "zh/fireredasr/IT0011W0001.wav"  # 换一首歌, 1.992 s
 SHORT = "zh/speechio/e5oipIfM49I__20190201_CCTV_1.wav"  # 各位观众晚上好, 1.28 s
-CORRUPT = b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x07" * 4000
+# An MP3-in-WAV header over bytes that hold no MP3 frame: it opens (so the job takes it, where a
+# file that does not even open is refused with the request) and fails when decoded.
+_MP3_FMT = struct.pack("<HHIIHHHHIHHH", 0x55, 1, 16000, 16000, 1, 0, 12, 1, 2, 104, 1, 1393)
+_NO_FRAMES = bytes(range(256)) * 250
+CORRUPT = (
+    b"RIFF"
+    + struct.pack("<I", 4 + 8 + len(_MP3_FMT) + 8 + len(_NO_FRAMES))
+    + b"WAVEfmt "
+    + struct.pack("<I", len(_MP3_FMT))
+    + _MP3_FMT
+    + b"data"
+    + struct.pack("<I", len(_NO_FRAMES))
+    + _NO_FRAMES
+)
 
 CSV_HEADER = [
     "file",
@@ -54,13 +68,7 @@ class Jobs:
         return body
 
     def wait(self, job_id: str, timeout: float = 120.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            job: dict[str, Any] = self.client.get(f"/api/jobs/{job_id}").json()
-            if job["status"] not in ("queued", "running"):
-                return job
-            assert time.monotonic() < deadline, f"job still {job['status']}: {job}"
-            time.sleep(0.1)
+        return wait_for_job(self.client, job_id, timeout)
 
     def history_of(self, job_id: str) -> list[dict[str, Any]]:
         items = self.client.get("/api/history", params={"page_size": 200}).json()["items"]
@@ -324,3 +332,44 @@ def test_too_many_files_is_422(tmp_path: Path, model_cache: Path) -> None:
         assert wrong.json()["error"]["file"] == "notes.txt"
         assert client.get("/api/jobs").json() == []
     assert not settings.audio_dir.exists() or list(settings.audio_dir.iterdir()) == []
+
+
+def test_a_finished_job_is_deleted_and_its_results_stay(jobs: Jobs) -> None:
+    created = jobs.create([("one.wav", shared_clip(SHORT).read_bytes())], language="zh")
+    jobs.wait(created["id"])
+    [entry] = jobs.history_of(created["id"])
+    response = jobs.client.delete(f"/api/jobs/{created['id']}")
+    assert response.status_code == 200 and response.json() == {"deleted": created["id"]}
+    assert jobs.client.get(f"/api/jobs/{created['id']}").status_code == 404
+    assert created["id"] not in [j["id"] for j in jobs.client.get("/api/jobs").json()]
+    assert jobs.client.get(f"/api/history/{entry['id']}/audio").status_code == 200
+    again = jobs.client.delete(f"/api/jobs/{created['id']}")
+    assert again.status_code == 404 and again.json()["error"]["code"] == "not_found"
+
+
+def test_a_running_job_is_deleted_with_the_audio_only_it_used(jobs: Jobs) -> None:
+    """Deleting a job stops it: no result of it is saved after, and of its audio only what
+    its saved results use is left."""
+    before = {p.name for p in jobs.settings.audio_dir.iterdir()}
+    clips = [(f"{i}.wav", shared_clip(SONG).read_bytes()) for i in range(6)]
+    created = jobs.create(clips, language="zh")
+    assert jobs.client.delete(f"/api/jobs/{created['id']}").status_code == 200
+    kept = jobs.history_of(created["id"])
+    time.sleep(3.0)  # a file that was being recognised stops, and saves nothing
+    assert jobs.history_of(created["id"]) == kept
+    assert len(kept) < len(clips)
+    left = {p.name for p in jobs.settings.audio_dir.iterdir()} - before
+    assert len(left) == sum(1 for e in kept if e["has_audio"])
+
+
+def test_a_very_long_file_name_extracts_from_the_zip(jobs: Jobs, tmp_path: Path) -> None:
+    name = "很长的会议录音" * 43 + ".wav"  # 301 characters, 903 bytes
+    created = jobs.create([(name, shared_clip(SHORT).read_bytes())], language="zh")
+    jobs.wait(created["id"])
+    archive = jobs.client.get(f"/api/jobs/{created['id']}/export", params={"format": "zip"})
+    with zipfile.ZipFile(io.BytesIO(archive.content)) as zipped:
+        zipped.extractall(tmp_path)
+        names = zipped.namelist()
+    assert all(len(n.encode()) < 255 for n in names), names
+    assert {Path(n).suffix for n in names} == {".txt", ".srt", ".json"}
+    assert (tmp_path / names[0]).read_bytes()

@@ -381,6 +381,50 @@ def test_limits_length_idle_and_sessions(
     wait_closed(service)
 
 
+def test_a_deeply_nested_frame_is_a_bad_request(client: TestClient, service: Tingji) -> None:
+    nested = '{"a":' * 5000 + "1" + "}" * 5000
+    error, closed = bad(client, nested)
+    assert error["code"] == "bad_request" and "nested" in error["error"], error
+    assert closed == 1007
+    error, closed = bad(client, config(hotwords="好" * 300_000))
+    assert error["code"] == "bad_request" and "KiB" in error["error"], error
+
+
+def ended(ws: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The error message that ends a stream, and the close frame after it."""
+    error = ws.receive_json()
+    closing = ws.receive()
+    assert closing["type"] == "websocket.close"
+    return error, closing
+
+
+def test_a_trickling_stream_loses_its_slot(
+    client: TestClient, service: Tingji, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two bytes now and then keep the idle rule quiet; the rate rule ends the stream, between
+    frames, and the close frame says why."""
+    monkeypatch.setattr(service.settings, "stream_rate_window_s", 1.0)
+    with client.websocket_connect("/", subprotocols=["binary"]) as ws:
+        ws.send_text(config(wav_name="trickle"))
+        ws.send_bytes(b"\x00\x00")
+        error, closing = ended(ws)
+    assert error["code"] == "too_slow" and "real time" in error["error"], error
+    assert closing["code"] == 1008 and closing["reason"].startswith("too_slow: the stream sent")
+    wait_closed(service)
+
+
+def test_a_stream_is_open_at_most_the_wall_clock_limit(
+    client: TestClient, service: Tingji, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service.settings, "stream_max_wall_s", 1.0)
+    with client.websocket_connect("/", subprotocols=["binary"]) as ws:
+        ws.send_text(config(wav_name="forever"))
+        error, closing = ended(ws)
+    assert error["code"] == "too_long" and "1 s" in error["error"], error
+    assert closing["code"] == 1008 and closing["reason"].startswith("too_long:")
+    wait_closed(service)
+
+
 def test_api_key_required_when_configured(
     client: TestClient, service: Tingji, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -60,9 +60,12 @@ RECOGNITION_TIMEOUT_MS = 180_000
 class Server:
     """``tingji serve`` in a subprocess, stopped when the fixture ends."""
 
-    def __init__(self, data_dir: Path, models_dir: Path, **env: str) -> None:
+    def __init__(
+        self, data_dir: Path, models_dir: Path, *args: str, host: str = "127.0.0.1", **env: str
+    ) -> None:
         self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
+        self.data_dir = data_dir
+        self.url = f"{'https' if '--https' in args else 'http'}://127.0.0.1:{self.port}/"
         self.log = data_dir / "server.log"
         data_dir.mkdir(parents=True, exist_ok=True)
         environment = {
@@ -74,7 +77,7 @@ class Server:
             "TINGJI_BEAM_SIZE": "1",  # greedy decoding keeps the browser tests quick
             **env,
         }
-        command = [sys.executable, "-m", "tingji.cli", "serve", "--host", "127.0.0.1"]
+        command = [sys.executable, "-m", "tingji.cli", "serve", "--host", host, *args]
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 [*command, "--port", str(self.port)],
@@ -90,7 +93,7 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"tingji serve exited:\n{self.tail()}")
             try:
-                if httpx.get(self.url + "healthz", timeout=2).status_code == 200:
+                if httpx.get(self.url + "healthz", timeout=2, verify=False).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
@@ -259,6 +262,30 @@ def test_batch_of_three_reaches_100_percent(open_page: Any, tmp_path: Path) -> N
     assert any(r["text"] for r in rows)
 
 
+def test_a_batch_job_is_deleted_only_when_confirmed(
+    open_page: Any, server: Server, tmp_path: Path
+) -> None:
+    clip = shared_clip(BATCH[0])
+    page = open_page()
+    select_tab(page, "批量处理")
+    page.locator("#tj-batch-files input[type=file]").set_input_files([str(clip)])
+    page.locator("#tj-batch-run").click()
+    progress = page.locator("#tj-batch-progress .tj-progress")
+    expect(progress).to_have_attribute("data-percent", "100", timeout=RECOGNITION_TIMEOUT_MS)
+    job = httpx.get(server.url + "api/jobs", timeout=30).json()[0]
+    confirm = page.locator("#tj-batch-confirm")
+    page.locator("#tj-batch-delete").click()
+    expect(confirm).to_contain_text("删除这个批量任务")
+    page.locator("#tj-batch-confirm-no").click()
+    expect(confirm).to_be_hidden()
+    assert httpx.get(server.url + f"api/jobs/{job['id']}", timeout=30).status_code == 200
+    page.locator("#tj-batch-delete").click()
+    page.locator("#tj-batch-confirm-yes").click()
+    expect(page.locator("#tj-batch-status")).to_contain_text("任务已删除")
+    expect(confirm).to_be_hidden()
+    assert httpx.get(server.url + f"api/jobs/{job['id']}", timeout=30).status_code == 404
+
+
 def test_history_find_and_delete(open_page: Any, server: Server, tmp_path: Path) -> None:
     found = httpx.get(server.url + "api/history", params={"q": "达摩院"}, timeout=10).json()
     if not found["total"]:  # run on its own: make the entry through the API first
@@ -280,9 +307,9 @@ def test_history_find_and_delete(open_page: Any, server: Server, tmp_path: Path)
     expect(page.locator("#tj-hist-entry")).to_contain_text("asr_example_zh.wav")
     expect(page.locator("#tj-hist-delete")).to_be_enabled()
     page.locator("#tj-hist-delete").click()
-    expect(page.locator("#tj-confirm")).to_be_visible()
+    expect(page.locator("#tj-hist-confirm")).to_be_visible()
     shot(page, tmp_path, "history-confirm")
-    page.locator("#tj-hist-confirm").click()
+    page.locator("#tj-hist-confirm-yes").click()
     expect(page.locator("#tj-hist-status .tj-ok")).to_contain_text("asr_example_zh.wav")
     expect(page.locator("#tj-hist-pager")).to_contain_text("共 0 条")
     expect(table).not_to_contain_text("asr_example_zh.wav")

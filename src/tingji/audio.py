@@ -8,6 +8,12 @@ error tree.
 A file that decodes to clearly less than its header declares raises ``TruncatedAudioError`` after
 the audio that could be decoded has been yielded; see ``_declared_duration`` for when a declared
 duration is trusted.
+
+``max_seconds`` bounds the work an input can cause: an input whose header declares more is
+refused before decoding, and decoding stops with ``TooLongAudioError`` once it has produced more
+(an input without a declared length, or one that understates it). Sample rates below
+``MIN_SAMPLE_RATE`` are refused when the input is opened: a few bytes at 1 Hz would resample to
+hours.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from tingji.errors import (
     AudioError,
     AudioNotFoundError,
     EmptyAudioError,
+    TingjiError,
+    TooLongAudioError,
     TruncatedAudioError,
     UnsupportedFormatError,
 )
@@ -37,6 +45,8 @@ if TYPE_CHECKING:
 
 SAMPLE_RATE = 16000
 """Samples per second of everything this module returns."""
+MIN_SAMPLE_RATE = 4000
+"""Lowest source sample rate accepted, in Hz (telephone audio is 8000)."""
 
 Source = str | os.PathLike[str] | BinaryIO
 
@@ -74,38 +84,47 @@ class _Peek:
     size: int | None
 
 
-def probe(source: Source) -> AudioInfo:
-    """Describe the audio track of ``source`` from its metadata."""
+def probe(source: Source, *, max_seconds: float | None = None) -> AudioInfo:
+    """Describe the audio track of ``source`` from its metadata.
+
+    Raises ``TooLongAudioError`` when the metadata declares more than ``max_seconds``.
+    """
     name = _name(source)
-    _peek(source, name)
+    peek = _peek(source, name)
     seekable = not isinstance(source, str | os.PathLike) and source.seekable()
     start = source.tell() if seekable and not isinstance(source, str | os.PathLike) else None
     try:
-        with _opened(source, name) as (container, audio):
-            return AudioInfo(
+        with _opened(source, name) as (container, audio), _translated(name, "open"):
+            info = AudioInfo(
                 duration=_metadata_duration(container, audio, own_stream_only=False),
                 sample_rate=audio.sample_rate,
                 channels=audio.channels,
                 codec=audio.codec_context.codec.canonical_name,
                 container=container.format.name,
             )
+            _check_length(_declared_duration(container, audio, peek), max_seconds, name)
+            return info
     finally:  # a file object is left where it was, ready to be decoded
         if start is not None and not isinstance(source, str | os.PathLike):
             source.seek(start)
 
 
-def stream(source: Source, block_seconds: float = 30.0) -> Iterator[np.ndarray]:
+def stream(
+    source: Source, block_seconds: float = 30.0, *, max_seconds: float | None = None
+) -> Iterator[np.ndarray]:
     """Yield consecutive float32 mono 16 kHz blocks of exactly block_seconds*16000 samples.
 
     The last block is shorter. Missing and empty files raise here; everything else raises while
-    iterating, a truncated file only after the blocks that could be decoded.
+    iterating, a truncated file only after the blocks that could be decoded. With
+    ``max_seconds``, an input declaring more raises before anything is decoded, and one that
+    decodes to more raises ``TooLongAudioError`` instead of the block that passes the limit.
     """
     block = round(block_seconds * SAMPLE_RATE)
     if block < 1:
         raise ValueError(f"block_seconds must be at least 1/{SAMPLE_RATE} s, got {block_seconds}")
     name = _name(source)
     peek = _peek(source, name)  # missing and empty files fail here, before the first block
-    return _stream(source, name, peek, block)
+    return _stream(source, name, peek, block, max_seconds)
 
 
 def load(source: Source) -> np.ndarray:
@@ -114,15 +133,60 @@ def load(source: Source) -> np.ndarray:
     return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
 
 
-def _stream(source: Source, name: str, peek: _Peek, block: int) -> Iterator[np.ndarray]:
+def _stream(
+    source: Source, name: str, peek: _Peek, block: int, max_seconds: float | None
+) -> Iterator[np.ndarray]:
     tally = _Tally()
     with _opened(source, name) as (container, audio):
-        declared = _declared_duration(container, audio, peek)
+        with _translated(name, "open"):
+            declared = _declared_duration(container, audio, peek)
+            _check_length(declared, max_seconds, name)
         with _translated(name, "decode"):
-            for out in _blocks(_resampled(_frames(container, audio, tally)), block):
+            chunks = _resampled(_frames(container, audio, tally))
+            if max_seconds is not None:
+                chunks = _capped(chunks, max_seconds, name)
+            for out in _blocks(chunks, block):
                 tally.samples += out.size
                 yield out
     _check_complete(tally, declared, name)
+
+
+def _check_length(declared: float | None, max_seconds: float | None, name: str) -> None:
+    """Refuse, before decoding, an input whose header declares more than ``max_seconds``.
+
+    Only a declared duration counts (see ``_declared_duration``), not FFmpeg's estimate from
+    the file size, which can be many times too long for a VBR file; decoding enforces the
+    limit on everything else.
+    """
+    if max_seconds is not None and declared is not None and declared > max_seconds:
+        raise TooLongAudioError(
+            f"the audio is longer than the {_span(max_seconds)} limit "
+            f"(it declares {_span(declared)}); it was not decoded",
+            source=name,
+        )
+
+
+def _capped(chunks: Iterable[np.ndarray], max_seconds: float, name: str) -> Iterator[np.ndarray]:
+    """Pass chunks on until they add up to more than ``max_seconds``; then raise."""
+    limit = round(max_seconds * SAMPLE_RATE)
+    total = 0
+    for chunk in chunks:
+        total += chunk.size
+        if total > limit:
+            raise TooLongAudioError(
+                f"the audio is longer than the {_span(max_seconds)} limit; decoding stopped there",
+                source=name,
+            )
+        yield chunk
+
+
+def _span(seconds: float) -> str:
+    """A length in words: ``3.6 s``, ``25 min``, ``12 h``."""
+    if seconds < 60:
+        return f"{seconds:.3g} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.3g} min"
+    return f"{seconds / 3600:.3g} h"
 
 
 def _check_complete(tally: _Tally, declared: float | None, name: str) -> None:
@@ -178,12 +242,19 @@ def _translated(name: str, stage: Literal["open", "decode"]) -> Iterator[None]:
 
     try:
         yield
+    except (TingjiError, MemoryError):
+        raise
     except (FileNotFoundError, NotADirectoryError) as exc:
         raise AudioNotFoundError("file not found", source=name) from exc
     except PermissionError as exc:
         raise AudioError("cannot be read: permission denied", source=name) from exc
-    except (av.error.FFmpegError, EOFError, ValueError, OSError) as exc:
+    except Exception as exc:
+        # FFmpegError, EOFError, ValueError and OSError mostly; on a header it half understands
+        # (a track without a codec) PyAV raises AttributeError or TypeError too. Input that
+        # PyAV cannot handle is the file's fault, not a server error.
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        if not isinstance(exc, av.error.FFmpegError | EOFError | ValueError | OSError):
+            reason = f"{type(exc).__name__}: {reason}"
         if stage == "open":
             message = f"{_NOT_MEDIA}, or it is damaged ({reason})"
             raise UnsupportedFormatError(message, source=name) from exc
@@ -199,19 +270,43 @@ def _opened(source: Source, name: str) -> Iterator[tuple[InputContainer, AudioSt
     with _translated(name, "open"):
         container = av.open(target, mode="r", metadata_errors="ignore")
     try:
-        if not container.streams.audio:
-            fmt = container.format.name
-            is_picture = fmt.endswith("_pipe") or fmt in {"image2", "tty", "gif", "apng"}
-            if container.streams.video and not is_picture:
-                raise UnsupportedFormatError("has no audio track", source=name)
-            raise UnsupportedFormatError(_NOT_MEDIA, source=name)
-        best = container.streams.best("audio")
-        audio = best if isinstance(best, av.AudioStream) else container.streams.audio[0]
-        if audio.sample_rate <= 0 or audio.channels <= 0:
-            raise AudioError("the file is damaged: its audio track is unreadable", source=name)
+        with _translated(name, "open"):
+            audio = _audio_track(container, name)
         yield container, audio
     finally:
         container.close()
+
+
+def _audio_track(container: InputContainer, name: str) -> AudioStream:
+    """The best audio track that has a decoder, or the reason there is none."""
+    import av
+
+    if not container.streams.audio:
+        fmt = container.format.name
+        is_picture = fmt.endswith("_pipe") or fmt in {"image2", "tty", "gif", "apng"}
+        if container.streams.video and not is_picture:
+            raise UnsupportedFormatError("has no audio track", source=name)
+        raise UnsupportedFormatError(_NOT_MEDIA, source=name)
+    decodable = [s for s in container.streams.audio if s.codec_context is not None]
+    if not decodable:  # e.g. a WAV with an unknown format tag, or 0 bits per sample
+        raise UnsupportedFormatError(
+            "its audio is in an encoding tingji cannot decode (unknown codec, or a damaged header)",
+            source=name,
+        )
+    best = container.streams.best("audio")
+    if isinstance(best, av.AudioStream) and best.codec_context is not None:
+        audio = best
+    else:
+        audio = decodable[0]
+    if audio.sample_rate <= 0 or audio.channels <= 0:
+        raise AudioError("the file is damaged: its audio track is unreadable", source=name)
+    if audio.sample_rate < MIN_SAMPLE_RATE:
+        raise UnsupportedFormatError(
+            f"its sample rate of {audio.sample_rate} Hz is below the {MIN_SAMPLE_RATE} Hz "
+            "tingji accepts (a damaged or crafted header); it was not decoded",
+            source=name,
+        )
+    return audio
 
 
 def _metadata_duration(

@@ -96,13 +96,34 @@ def _parser() -> argparse.ArgumentParser:
     srv = sub.add_parser(
         "serve",
         help="start the web workstation and the HTTP API",
-        description="Serve the API (and web UI) on HOST:PORT.",
+        description="Serve the web workstation and the HTTP API on HOST:PORT.\n\n"
+        "On an address other machines can reach (--host 0.0.0.0) with no API key or UI\n"
+        "password, an access token is made on first start (DATA_DIR/access-token) and the\n"
+        "address to open is printed with it: http://HOST:PORT/?token=...  Open it once per\n"
+        "browser; API clients send the token as 'Authorization: Bearer TOKEN'.\n"
+        "Browsers on other machines allow the microphone only over https: add --https.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     srv.add_argument("--host", help="address to bind (default 127.0.0.1; 0.0.0.0 for the LAN)")
     srv.add_argument("--port", type=int, help="port (default 7860)")
     srv.add_argument("-m", "--model", help="default model (default base, embedded)")
     srv.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="default auto")
     srv.add_argument("--compute-type", help="CTranslate2 compute type (default auto)")
+    srv.add_argument(
+        "--https",
+        action="store_true",
+        default=None,
+        help="serve https (the browser microphone needs it beyond localhost); with no "
+        "certificate given, a self-signed one is made once in DATA_DIR/tls",
+    )
+    srv.add_argument("--ssl-certfile", type=Path, help="PEM certificate to serve https with")
+    srv.add_argument("--ssl-keyfile", type=Path, help="PEM private key of --ssl-certfile")
+    srv.add_argument(
+        "--no-auth",
+        action="store_true",
+        default=None,
+        help="no access token on a non-loopback address: anyone who reaches the port gets in",
+    )
 
     sub.add_parser("info", help="show device, GPU, memory, versions and the model in use")
     d = sub.add_parser("download", help="fetch a Whisper model into the cache (needs network)")
@@ -110,11 +131,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+_SERVE = ("https", "ssl_certfile", "ssl_keyfile", "no_auth")
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, object] = {}
     if args.data_dir is not None:
         overrides["data_dir"] = args.data_dir
-    for name in ("model", "device", "compute_type", "beam_size", "host", "port"):
+    for name in ("model", "device", "compute_type", "beam_size", "host", "port", *_SERVE):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
@@ -191,38 +215,9 @@ def _info(settings: Settings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    import logging
+    from tingji.cli_serve import run_serve
 
-    import uvicorn
-
-    from tingji.server import create_app
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    if settings.host in ("0.0.0.0", "::", "") and not settings.api_keys:
-        banner = "!" * 78
-        print(
-            f"{banner}\n"
-            f"  WARNING: tingji is listening on {settings.host or '*'}:{settings.port} "
-            "with NO API key.\n"
-            "  Anyone who can reach this machine can transcribe, read and delete history.\n"
-            "  Set TINGJI_API_KEYS='[\"a-long-secret\"]' (and a UI password) to require one.\n"
-            f"{banner}",
-            file=sys.stderr,
-            flush=True,
-        )
-    print(
-        f"tingji {__version__}: http://{settings.host}:{settings.port}/  (API docs at /docs)",
-        file=sys.stderr,
-        flush=True,
-    )
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level="info",
-        timeout_graceful_shutdown=5,
-    )
-    return 0
+    return run_serve(settings)
 
 
 def _download(args: argparse.Namespace, settings: Settings) -> int:

@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     ``large-v3-turbo``, needs network once) or a local CTranslate2 model directory."""
     extra_models: list[str] = Field(default_factory=list)
     """More models (names or local directories) that API and UI users may choose."""
+    allow_model_downloads: bool = False
+    """Let API and UI users choose catalogue models that are not on this machine yet, which
+    downloads them (gigabytes) on first use. Default off: clients choose among ``model``,
+    ``extra_models`` and the models already downloaded."""
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     """``auto`` picks CUDA, then MPS where the backend supports it, then CPU."""
     compute_type: str = "auto"
@@ -84,10 +88,28 @@ class Settings(BaseSettings):
     ui_password: str | None = None
     """Password of the web UI; unset means any API key logs in, and with no keys either the UI
     asks for no login. Default unset."""
+    access_token: str | None = None
+    """Token accepted like an API key, and by browsers as ``/?token=TOKEN`` (then kept in a
+    cookie). ``tingji serve`` on a non-loopback address with no API key or UI password makes one
+    in ``<data_dir>/access-token``. Default unset."""
+    no_auth: bool = False
+    """Let ``tingji serve`` listen beyond loopback with no token, key or password
+    (``--no-auth``): anyone who reaches the port gets in. Default off."""
+    https: bool = False
+    """Serve https (``--https``); with no certificate given, a self-signed one is made once in
+    ``<data_dir>/tls``. Browsers allow the microphone only on https or localhost. Default off."""
+    ssl_certfile: Path | None = None
+    """PEM certificate (with its chain) to serve https with; implies ``https``. Default unset."""
+    ssl_keyfile: Path | None = None
+    """PEM private key of ``ssl_certfile``, unless that file holds the key too. Default unset."""
     max_upload_mb: float = Field(default=500.0, gt=0)
     """Largest accepted upload, in MiB. Default 500."""
     max_job_files: int = Field(default=50, ge=1)
     """Most files in one batch job. Default 50."""
+    max_audio_hours: float = Field(default=12.0, gt=0)
+    """Longest audio accepted, in hours: a file whose header declares more is refused before
+    decoding (413), and decoding stops once it has produced more (a job's file then fails).
+    Default 12."""
     workers: int = Field(default=8, ge=1, le=32)
     """Recognitions run at once, for API requests and for the files of batch jobs each. They
     share one model per device, whose decodes of all of them run in batches. Default 8."""
@@ -99,6 +121,15 @@ class Settings(BaseSettings):
     """Live streams served at once; more are refused as busy. Default 8."""
     stream_idle_s: float = Field(default=60.0, gt=0)
     """A live connection that sends nothing for this long is closed, in seconds. Default 60."""
+    stream_max_wall_s: float | None = Field(default=None, gt=0)
+    """Longest a live stream may stay open, in wall-clock seconds, however little it sends;
+    unset: ``stream_max_seconds`` + 300."""
+    stream_min_rate: float = Field(default=0.5, ge=0.0, le=1.0)
+    """Least audio a live stream must send, in seconds of audio per second, over each
+    ``stream_rate_window_s``; a slower stream is ended, so that trickling clients cannot hold
+    the slots. Clients send in real time (1.0). 0 turns the rule off. Default 0.5."""
+    stream_rate_window_s: float = Field(default=30.0, gt=0)
+    """Wall-clock seconds over which ``stream_min_rate`` is measured. Default 30."""
     stream_min_silence_ms: int = Field(default=400, ge=100)
     """In live recognition, a pause this long ends a sentence, in milliseconds (files use
     ``vad.min_silence_ms``). Default 400."""
@@ -118,8 +149,20 @@ class Settings(BaseSettings):
         raise ValueError("audio_retention must be keep, delete or a number of days like 30d")
 
     @property
+    def stream_wall_limit_s(self) -> float:
+        """Wall-clock seconds a live stream may stay open."""
+        if self.stream_max_wall_s is not None:
+            return self.stream_max_wall_s
+        return self.stream_max_seconds + 300.0
+
+    @property
     def retention_days(self) -> int | None:
         return int(self.audio_retention[:-1]) if self.audio_retention.endswith("d") else None
+
+    @property
+    def accepted_keys(self) -> list[str]:
+        """The API keys and the access token: any one of them lets a client in."""
+        return [*self.api_keys, *([self.access_token] if self.access_token else [])]
 
     @property
     def audio_dir(self) -> Path:
@@ -128,6 +171,11 @@ class Settings(BaseSettings):
     @property
     def database(self) -> Path:
         return self.data_dir / "history.db"
+
+    @property
+    def temp_dir(self) -> Path:
+        """Private scratch space (mode 0700); the web UI's uploads and downloads are in ``ui``."""
+        return self.data_dir / "tmp"
 
     @property
     def model_cache(self) -> Path:

@@ -7,6 +7,7 @@
     │   ├── AudioNotFoundError    no such file
     │   ├── EmptyAudioError       zero bytes, or no audio samples in it
     │   ├── TruncatedAudioError   decodes to clearly less than its declared duration
+    │   ├── TooLongAudioError     longer than the configured limit (declared, or while decoding)
     │   └── UnsupportedFormatError  not a format tingji can decode
     │       └── FileTypeError         refused by its file name extension before decoding
     ├── ModelError            a model could not be found, assembled or loaded
@@ -53,6 +54,10 @@ class EmptyAudioError(AudioError):
 
 class TruncatedAudioError(AudioError):
     """The file decodes to clearly less audio than its header declares (cut off, partial copy)."""
+
+
+class TooLongAudioError(AudioError):
+    """The audio is longer than the configured limit (``max_audio_hours``)."""
 
 
 class UnsupportedFormatError(AudioError):

@@ -139,14 +139,25 @@ def job_zip(job: JobStatus, entry_of: EntryOf) -> bytes:
     return buffer.getvalue()
 
 
+STEM_BYTES = 180
+"""Longest file-name stem in a zip, in UTF-8 bytes: with a suffix such as ``-12.error.txt``
+an entry stays under the 255 bytes a file name may have on every common file system."""
+
+
 def unique_stem(name: str, used: set[str]) -> str:
-    stem = Path(name).stem.replace("/", "_").replace("\\", "_") or "audio"
+    """A stem for a file's outputs that extracts anywhere and differs from those ``used``."""
+    stem = Path(name.replace("\\", "/")).stem
+    stem = "".join("_" if ch in _UNSAFE or ord(ch) < 32 else ch for ch in stem).strip(" .")
+    stem = stem.encode()[:STEM_BYTES].decode(errors="ignore") or "audio"
     candidate, n = stem, 1
     while candidate in used:
         n += 1
         candidate = f"{stem}-{n}"
     used.add(candidate)
     return candidate
+
+
+_UNSAFE = frozenset('/\\:*?"<>|')
 
 
 def _take(out: io.StringIO) -> str:

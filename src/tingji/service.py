@@ -32,7 +32,7 @@ from tingji.engine.streaming import (
     Recognizer,
     StreamOptions,
 )
-from tingji.errors import BusyError, NotFoundError, OptionError, TingjiError, TooManyFilesError
+from tingji.errors import AudioError, BusyError, NotFoundError, OptionError, TooManyFilesError
 from tingji.jobs.audio_store import AudioStore, StoredAudio
 from tingji.jobs.runner import JobCancelled, JobRunner
 from tingji.jobs.storage import Storage
@@ -52,6 +52,11 @@ log = logging.getLogger("tingji")
 
 LIVE_TICKET_SECONDS = 600.0
 """How long a web page's live-stream ticket is good for (a stream started in time goes on)."""
+ORPHAN_IDLE_S = 3600.0
+"""An upload untouched this long that nothing refers to is a leftover of a killed request, and
+is removed at start. Long enough to spare the work of another server on the same data dir: an
+upload being written is touched with every MiB, a recognition's history entry comes at its end.
+"""
 
 
 @dataclass
@@ -107,19 +112,22 @@ class Tingji:
         return replace(base, **overrides)
 
     def offered_models(self) -> list[str]:
-        """Models a client may ask for by name: the configured one first, then the catalogue
-        (the FunASR models only where the funasr extra is installed)."""
-        from faster_whisper.utils import available_models
-
+        """Models a client may ask for by name: the configured ones first, then those of the
+        catalogue already on this machine. A client can start a download (of gigabytes) only
+        where the operator allows it (``allow_model_downloads``)."""
         from tingji.engine.funasr.catalog import offered_models as funasr_models
 
-        names = [
-            self.settings.model,
-            *self.settings.extra_models,
-            *available_models(),
-            *funasr_models(),
-        ]
-        return list(dict.fromkeys(names))
+        s = self.settings
+        if s.allow_model_downloads:
+            from faster_whisper.utils import available_models
+
+            whisper = available_models()
+        else:
+            from tingji.engine.whisper import cached_models
+
+            whisper = cached_models(s.model_cache)
+        funasr = funasr_models(s.model_cache, downloadable=s.allow_model_downloads)
+        return list(dict.fromkeys([s.model, *s.extra_models, *whisper, *funasr]))
 
     def check_model(self, model: str | None) -> str:
         """A client's model choice, checked against :meth:`offered_models` (never a path)."""
@@ -150,6 +158,7 @@ class Tingji:
             options or self.options(),
             beam_size=self.settings.beam_size,
             name=name,
+            max_seconds=self.settings.max_audio_hours * 3600,
         )
 
     def transcribe(
@@ -220,7 +229,17 @@ class Tingji:
         return waiting + (self._storage.queued_files() if self._storage else 0)
 
     def save_upload(self, stream: BinaryIO, name: str) -> StoredAudio:
-        return self.audio_store.save(stream, name)
+        """Store an upload that opens as audio tingji decodes; else keep nothing and raise
+        the ``AudioError`` under the client's ``name``."""
+        stored = self.audio_store.save(stream, name)
+        try:
+            audio.probe(self.audio_store.path(stored.file))
+        except BaseException as exc:
+            self.discard_upload(stored)
+            if isinstance(exc, AudioError):
+                exc.source = name
+            raise
+        return stored
 
     def discard_upload(self, stored: StoredAudio) -> None:
         self.audio_store.delete([stored.file])
@@ -364,9 +383,19 @@ class Tingji:
         return self._runner
 
     def start_jobs(self) -> None:
-        """Start the batch runner (resuming files a killed server left unfinished)."""
+        """Start the batch runner (resuming files a killed server left unfinished), after
+        removing the uploads a killed server left behind."""
         self.apply_retention()
+        self.sweep_uploads()
         self.runner.start()
+
+    def sweep_uploads(self) -> int:
+        """Delete stored uploads that no history entry or job refers to, and uploads never
+        completed, once untouched for ``ORPHAN_IDLE_S``; returns how many went."""
+        removed = self.audio_store.sweep(self.history.audio_in_use(), ORPHAN_IDLE_S)
+        if removed:
+            log.info("removed %d upload(s) left behind by an interrupted request", len(removed))
+        return len(removed)
 
     def stop_jobs(self) -> None:
         if self._runner is not None:
@@ -379,6 +408,13 @@ class Tingji:
             raise TooManyFilesError(
                 f"{len(files)} files is more than the {self.settings.max_job_files} a job takes"
             )
+        durations: list[float | None] = []
+        for f in files:  # each file is checked before the job exists
+            try:
+                durations.append(audio.probe(self.audio_store.path(f.file)).duration)
+            except AudioError as exc:
+                exc.source = f.name
+                raise
         job_id = uuid.uuid4().hex[:16]
         self.history.create_job(
             job_id,
@@ -388,11 +424,7 @@ class Tingji:
         )
         job = self.history.get_job(job_id)
         assert job is not None
-        for job_file in job.files:
-            try:
-                duration = audio.probe(self.audio_store.path(job_file.audio_file or "")).duration
-            except TingjiError:
-                duration = None  # reported when the file's turn comes
+        for job_file, duration in zip(job.files, durations, strict=True):
             self.history.set_file_duration(job_file.id, duration)
         self.runner.notify()
         return job_id
@@ -408,6 +440,14 @@ class Tingji:
             raise NotFoundError(f"no job {job_id}")
         self._after_job_file(job_id)
         return self.job(job_id)
+
+    def delete_job(self, job_id: str) -> None:
+        """Delete a job (cancelling what is left of it) and the audio only it used; the
+        history entries of its finished files stay."""
+        files = self.runner.delete(job_id)
+        if files is None:
+            raise NotFoundError(f"no job {job_id}")
+        self.audio_store.delete(files)
 
     def job_csv(self, job_id: str) -> str:
         return exports.job_csv(self.job(job_id), self._entry_of)
@@ -435,18 +475,17 @@ class Tingji:
             return run.result()
 
     def _after_job_file(self, job_id: str) -> None:
-        if self.settings.audio_retention != "delete":
-            return
+        """Remove audio no longer of use: a failed file's always, and with
+        ``audio_retention=delete`` every finished file's."""
         job = self.history.get_job(job_id)
         if job is None:
             return
-        finished = [
-            f.audio_file
-            for f in job.files
-            if f.audio_file and f.status in ("done", "failed", "cancelled")
-        ]
-        self.audio_store.delete(finished)
-        self.history.forget_audio(finished)
+        delete = self.settings.audio_retention == "delete"
+        ended = ("done", "failed", "cancelled") if delete else ("failed",)
+        gone = [f.audio_file for f in job.files if f.audio_file and f.status in ended]
+        if gone:
+            self.audio_store.delete(gone)
+            self.history.forget_audio(gone)
 
     def apply_retention(self) -> int:
         """Delete stored audio past the retention period; returns how many files went."""

@@ -24,7 +24,7 @@ from tingji.engine.backend import Backend, Decoded, DecodeOptions, Piece
 from tingji.engine.hotwords import Correction, HotwordIndex
 from tingji.engine.packing import Window
 from tingji.engine.vad import SAMPLE_RATE, WINDOW, SileroProbabilities, SpeechSegmenter, SpeechSpan
-from tingji.errors import AudioError, EmptyAudioError, OptionError
+from tingji.errors import AudioError, EmptyAudioError, OptionError, TooLongAudioError
 from tingji.types import Replacement, Segment, TranscribeOptions, Transcript, VadOptions
 
 BLOCK_SECONDS = 30.0
@@ -62,7 +62,10 @@ class Transcription:
         *,
         beam_size: int = 5,
         name: str | None = None,
+        max_seconds: float | None = None,
     ) -> None:
+        """``max_seconds``: longest input accepted; longer raises ``TooLongAudioError`` (here
+        when the input declares it, else while decoding, which then stops)."""
         self.backend = backend
         self.source = source
         self.options = options
@@ -73,8 +76,9 @@ class Transcription:
                 f"unknown language '{options.language}'; this model knows "
                 f"{', '.join(sorted(backend.languages()))}"
             )
+        self.max_seconds = max_seconds
         try:
-            self.info = audio.probe(source)
+            self.info = audio.probe(source, max_seconds=max_seconds)
         except AudioError as exc:
             raise self._named(exc) from exc.__cause__
         self.duration: float | None = self.info.duration
@@ -142,7 +146,9 @@ class Transcription:
                 pending.append((span, clip))
             yield from self._drain(pending, final=False)
 
-        blocks = audio.stream(self.source, block_seconds=BLOCK_SECONDS)
+        blocks = audio.stream(
+            self.source, block_seconds=BLOCK_SECONDS, max_seconds=self.max_seconds
+        )
         try:
             for block in blocks:
                 buffer = np.concatenate([buffer, block])
@@ -157,6 +163,8 @@ class Transcription:
                 drop = max(0, keep_from - buffer_start)
                 buffer, buffer_start = buffer[drop:], buffer_start + drop
                 self.processing_time = time.perf_counter() - started
+        except TooLongAudioError as exc:  # over the limit: the rest is not worth recognising
+            raise self._named(exc) from exc.__cause__
         except AudioError as exc:
             failure = self._named(exc)  # decode what arrived, then report
         if segmenter is not None and probs is not None:

@@ -76,6 +76,20 @@ def resolve_model_path(model: str, cache_dir: Path) -> tuple[str, Path]:
     return model, Path(local)
 
 
+def cached_models(cache_dir: Path) -> list[str]:
+    """The Whisper size names whose files are already in tingji's hub cache (no network)."""
+    from faster_whisper.utils import available_models, download_model
+
+    present = []
+    for name in available_models():
+        try:
+            download_model(name, cache_dir=str(cache_dir / "hub"), local_files_only=True)
+        except Exception:  # noqa: BLE001 - huggingface_hub raises many types for "not cached"
+            continue
+        present.append(name)
+    return present
+
+
 class WhisperBackend:
     """A loaded faster-whisper model; thread-safe (decodes of all threads share batches)."""
 

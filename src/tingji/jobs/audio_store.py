@@ -1,6 +1,8 @@
 """Uploaded audio on disk under ``<data_dir>/audio``, with generated names and a size limit.
 
-A client's file name is kept for display only; it never becomes part of a path.
+A client's file name is kept for display only; it never becomes part of a path. An upload is
+written under its name plus ``.part`` and renamed when complete, so that one cut off by a
+killed server is recognisable; :meth:`AudioStore.sweep` removes such leftovers.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ EXTENSIONS = frozenset(
     }
 )
 _SAFE_EXT = re.compile(r"^[a-z0-9]{1,5}$")
+PARTIAL = ".part"
+"""Suffix of an upload still being written."""
 
 
 @dataclass(frozen=True)
@@ -71,9 +75,10 @@ class AudioStore:
         suffix = ext if _SAFE_EXT.match(ext) else "bin"
         file = f"{time.strftime('%Y%m%d')}-{uuid.uuid4().hex}.{suffix}"
         target = self.root / file
+        partial = self.root / (file + PARTIAL)
         size = 0
         try:
-            with target.open("xb") as out:
+            with partial.open("xb") as out:
                 while block := stream.read(1 << 20):
                     size += len(block)
                     if size > self.max_bytes:
@@ -84,8 +89,9 @@ class AudioStore:
                     out.write(block)
             if size == 0:
                 raise EmptyAudioError("file is empty", source=name)
+            partial.rename(target)
         except BaseException:
-            target.unlink(missing_ok=True)
+            partial.unlink(missing_ok=True)
             raise
         return StoredAudio(file, name, size)
 
@@ -98,6 +104,29 @@ class AudioStore:
     def delete(self, files: list[str]) -> None:
         for file in files:
             self.path(file).unlink(missing_ok=True)
+
+    def sweep(self, keep: set[str], idle_seconds: float) -> list[str]:
+        """Delete leftovers untouched for ``idle_seconds``: uploads never completed (``.part``)
+        and stored files not in ``keep``. Returns their names.
+
+        The idle time spares another process's work on the same directory: an upload being
+        written is touched with every block, and a completed one is kept that long before its
+        history entry must exist.
+        """
+        if not self.root.is_dir():
+            return []
+        cutoff = time.time() - idle_seconds
+        removed = []
+        for entry in os.scandir(self.root):
+            if not entry.is_file() or entry.name in keep or entry.name.startswith("."):
+                continue
+            try:
+                if entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed.append(entry.name)
+            except OSError:  # gone meanwhile, or held open (Windows): the next sweep tries again
+                continue
+        return removed
 
     def older_than(self, days: int) -> list[str]:
         if not self.root.is_dir():

@@ -90,6 +90,15 @@ class JobRunner:
             self._touch()
         return found
 
+    def delete(self, job_id: str) -> list[str] | None:
+        """Stop the job's running files and delete it; the audio to remove, or None."""
+        self._cancelled.add(job_id)
+        files = self.storage.delete_job(job_id)
+        if files is None:
+            self._cancelled.discard(job_id)
+        self._touch()
+        return files
+
     def status(self, job_id: str) -> JobStatus | None:
         job = self.storage.get_job(job_id)
         if job is None:

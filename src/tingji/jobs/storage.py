@@ -184,6 +184,8 @@ class Storage:
             return int(tx.execute(sql, row).lastrowid or 0)
 
     def get_transcription(self, entry_id: int) -> HistoryEntry | None:
+        if not _is_row_id(entry_id):
+            return None
         rows = self._query(f"SELECT {_ENTRY_COLUMNS} FROM transcriptions WHERE id = ?", (entry_id,))
         return _entry(rows[0]) if rows else None
 
@@ -252,6 +254,7 @@ class Storage:
 
     def delete_transcriptions(self, ids: Sequence[int]) -> list[str]:
         """Delete entries; returns their stored audio file names, for the caller to remove."""
+        ids = [i for i in ids if _is_row_id(i)]
         if not ids:
             return []
         marks = ",".join("?" * len(ids))
@@ -446,6 +449,26 @@ class Storage:
                 )
         return True
 
+    def delete_job(self, job_id: str) -> list[str] | None:
+        """Delete a job and its files' records (their history entries stay); returns the
+        stored audio no history entry uses, for the caller to remove; None when no such job.
+        A file still being recognised finds its row gone and saves nothing."""
+        with self._transaction() as db:
+            if db.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone() is None:
+                return None
+            files = [
+                row[0]
+                for row in db.execute(
+                    "SELECT audio_file FROM job_files WHERE job_id = ? AND audio_file IS NOT NULL "
+                    "AND audio_file NOT IN (SELECT audio_file FROM transcriptions "
+                    "WHERE audio_file IS NOT NULL)",
+                    (job_id,),
+                )
+            ]
+            db.execute("DELETE FROM job_files WHERE job_id = ?", (job_id,))
+            db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+        return files
+
     def requeue_interrupted(self) -> int:
         """Files left running by a server that died go back to the queue."""
         with self._transaction() as db:
@@ -527,3 +550,8 @@ def _inode(path: Path) -> tuple[int, int] | None:
     except FileNotFoundError:
         return None
     return stat.st_dev, stat.st_ino
+
+
+def _is_row_id(value: int) -> bool:
+    """Whether a client's id can name a row at all (SQLite's are 64-bit, and ours positive)."""
+    return 0 < value < 2**63

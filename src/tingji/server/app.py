@@ -12,7 +12,7 @@ from starlette.routing import Match
 
 from tingji import __version__
 from tingji.config import Settings
-from tingji.server import errors
+from tingji.server import access, errors, limits, redact
 from tingji.server.deps import require_key
 from tingji.server.routes import history, jobs, openai, streaming, system, transcriptions
 from tingji.service import Tingji
@@ -43,6 +43,10 @@ def create_app(
     )
     app.state.service = service
     errors.install(app)
+    redact.install()
+    app.add_middleware(limits.BodyLimits, service=service)  # keys and sizes before the body
+    if settings.access_token:  # a server reachable beyond loopback: see tingji.server.access
+        app.add_middleware(access.TokenGate, settings=settings)
     protected = [Depends(require_key)]
     for router in (
         transcriptions.router,

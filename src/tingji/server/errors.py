@@ -23,6 +23,7 @@ from tingji.errors import (
     OutputError,
     TingjiError,
     TooLargeError,
+    TooLongAudioError,
     TooManyFilesError,
 )
 
@@ -30,6 +31,7 @@ log = logging.getLogger("tingji.server")
 
 _STATUS: list[tuple[type[TingjiError], int, str]] = [
     (FileTypeError, 415, "unsupported_format"),
+    (TooLongAudioError, 413, "audio_too_long"),
     (AudioError, 400, "bad_audio"),
     (TooManyFilesError, 422, "too_many_files"),
     (TooLargeError, 413, "too_large"),

@@ -49,6 +49,8 @@ from tingji.types import Segment
 
 MODES = ("offline", "online", "2pass")
 MIN_RATE, MAX_RATE = 8000, 48000
+MAX_TEXT_FRAME = 256 * 1024
+"""Characters a text frame may hold (a configuration with a long hotword list fits)."""
 _ONLINE = {"online": "online", "2pass": "2pass-online"}
 _OFFLINE = {"offline": "offline", "2pass": "2pass-offline", "online": "online"}
 
@@ -120,10 +122,16 @@ def parse_config(text: str) -> Config:
 
 
 def _json_object(text: str) -> dict[str, Any]:
+    if len(text) > MAX_TEXT_FRAME:
+        raise _bad(f"a text frame may hold at most {MAX_TEXT_FRAME // 1024} KiB")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise _bad(f"a text frame must be a JSON object; this one is not JSON ({exc.msg})") from exc
+    except RecursionError as exc:
+        raise _bad(
+            "a text frame must be a flat JSON object; this one is nested too deeply"
+        ) from exc
     if not isinstance(data, dict):
         raise _bad("a text frame must be a JSON object")
     return data

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import gradio as gr
 from fastapi import FastAPI
+from starlette.routing import Mount
 
 from tingji.config import Settings
 from tingji.service import Tingji
@@ -16,9 +18,10 @@ from tingji.ui.common import Scratch
 from tingji.ui.i18n import DEFAULT_LANG, T, Translator, lang_of, t
 from tingji.ui.page import Page
 from tingji.ui.style import CSS, theme
+from tingji.ui.uploads import UiFiles, UploadGuard
 
 
-def build(service: Tingji) -> gr.Blocks:
+def build(service: Tingji, files: UiFiles) -> gr.Blocks:
     """The whole page: a header with the language switch, then one tab per task."""
     tr = Translator()
     with gr.Blocks(
@@ -27,7 +30,7 @@ def build(service: Tingji) -> gr.Blocks:
         fill_width=True,
         delete_cache=(3600, 6 * 3600),
     ) as blocks:
-        page = Page(service, tr, gr.State(DEFAULT_LANG), Scratch())
+        page = Page(service, tr, gr.State(DEFAULT_LANG), Scratch(files.scratch), files)
         with gr.Row(elem_id="tj-header", equal_height=True):
             with gr.Column(scale=4, min_width=240):
                 title = gr.Markdown(_title(DEFAULT_LANG), elem_id="tj-title")
@@ -92,10 +95,22 @@ def login_check(settings: Settings) -> Callable[[str, str], bool] | None:
 
 
 def mount(app: FastAPI, service: Tingji) -> FastAPI:
-    """Mount the web UI at ``/`` (after the API routes, which keep precedence)."""
+    """Mount the web UI at ``/`` (after the API routes, which keep precedence).
+
+    Its files live in ``<data_dir>/tmp/ui`` (:mod:`tingji.ui.uploads`), emptied when the app
+    starts and stops; a request may name only files uploaded there, and Gradio serves
+    nothing else of the data dir.
+    """
     settings = service.settings
-    blocks = build(service)
-    return gr.mount_gradio_app(
+    files = UiFiles(settings.temp_dir)
+    files.prepare()
+    files.claim_gradio_temp()  # before the components and Gradio's app read it
+    blocks = build(service, files)
+    db = settings.database
+    private = [settings.audio_dir, settings.model_cache, db]
+    private += [db.with_name(db.name + end) for end in ("-wal", "-shm", "-journal")]
+    blocked = [str(p.resolve()) for p in private if not files.root.is_relative_to(p.resolve())]
+    gr.mount_gradio_app(
         app,
         blocks,
         path="/",
@@ -103,7 +118,7 @@ def mount(app: FastAPI, service: Tingji) -> FastAPI:
         auth_message=t("app.title"),
         footer_links=[],
         max_file_size=int(settings.max_upload_mb * 2**20),
-        allowed_paths=[str(settings.audio_dir)],
+        blocked_paths=blocked,  # never served; and nothing else of the data dir is allowed
         show_error=True,
         ssr_mode=False,
         mcp_server=False,
@@ -113,3 +128,33 @@ def mount(app: FastAPI, service: Tingji) -> FastAPI:
         css=CSS,
         head=live.head(),
     )
+    # What launch() sets and mount_gradio_app does not: Gradio's own check that inputs name
+    # uploads then runs too, behind UploadGuard (which does not depend on it). It checks against
+    # the process's one GRADIO_TEMP_DIR: of several apps in a process, the last started has it.
+    blocks.has_launched = True
+    _gradio_app(app, blocks).add_middleware(UploadGuard, files=files)
+    served = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(parent: FastAPI) -> AsyncIterator[Any]:
+        files.prepare()
+        files.claim_gradio_temp()
+        try:
+            async with served(parent) as state:
+                yield state
+        finally:
+            files.cleanup()
+            files.release_gradio_temp()
+
+    app.router.lifespan_context = lifespan
+    return app
+
+
+def _gradio_app(app: FastAPI, blocks: gr.Blocks) -> FastAPI:
+    """The application that ``mount_gradio_app`` mounted for ``blocks``."""
+    for route in app.router.routes:
+        inner = getattr(route, "app", None)
+        if isinstance(route, Mount) and getattr(inner, "blocks", None) is blocks:
+            assert isinstance(inner, FastAPI)
+            return inner
+    raise RuntimeError("the web UI's Gradio app is not mounted")

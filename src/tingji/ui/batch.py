@@ -9,10 +9,18 @@ from typing import Any
 
 import gradio as gr
 
-from tingji.errors import TingjiError
+from tingji.errors import NotFoundError, TingjiError
 from tingji.jobs.audio_store import StoredAudio
 from tingji.types import JobStatus
-from tingji.ui.common import build_options, clock, message, option_inputs, status_line, store
+from tingji.ui.common import (
+    build_options,
+    clock,
+    confirm_panel,
+    message,
+    option_inputs,
+    status_line,
+    store,
+)
 from tingji.ui.i18n import T, t
 from tingji.ui.page import Page
 from tingji.ui.single import FILE_TYPES
@@ -116,6 +124,8 @@ def build(page: Page) -> None:
                 cancel = tr(
                     gr.Button, value=T("batch.cancel"), variant="stop", elem_id="tj-batch-cancel"
                 )
+                delete = tr(gr.Button, value=T("batch.delete"), elem_id="tj-batch-delete")
+            confirm = confirm_panel(tr, "tj-batch-confirm", T("batch.delete.confirm"))
         with gr.Column(scale=3, min_width=300):
             job_id = gr.State("")
             status = gr.Markdown(elem_id="tj-batch-status")
@@ -168,9 +178,10 @@ def build(page: Page) -> None:
             options, model = build_options(service, *option_values)
             for path in paths:
                 try:
-                    stored.append(store(service, path))
+                    stored.append(store(service, page.files, path))
                 except TingjiError as exc:  # that file is refused; the others go on
                     refused.append(message(exc, lang))
+            refused = list(dict.fromkeys(refused))  # one line for many files refused alike
             if not stored:
                 yield failed("；".join(refused))
                 return
@@ -185,8 +196,8 @@ def build(page: Page) -> None:
         while True:
             try:
                 state = service.job(job)
-            except TingjiError as exc:  # the job went away (deleted elsewhere)
-                yield failed(message(exc, lang))
+            except NotFoundError:  # deleted, here or elsewhere
+                yield status_line(t("batch.deleted", lang)), gr.skip(), [], "", hidden, hidden
                 return
             finished = state.status in FINISHED
             rows = results.rows(state, lang)
@@ -225,4 +236,31 @@ def build(page: Page) -> None:
         show_progress="hidden",
         concurrency_limit=None,  # it only polls; the job runner does the work, one at a time
     )
+
+    def ask(job: str) -> Any:
+        return gr.update(visible=bool(job))
+
+    def remove(job: str, lang: str) -> tuple[Any, ...]:
+        """Delete the job on show (after the user confirmed)."""
+        hidden = gr.update(visible="hidden")
+        closed = gr.update(visible=False)
+        if not job:
+            return closed, *(gr.skip(),) * 6
+        try:
+            service.delete_job(job)
+        except TingjiError as exc:
+            return closed, status_line(message(exc, lang), "error"), *(gr.skip(),) * 5
+        done = status_line(t("batch.deleted", lang))
+        return closed, done, progress_html(None, lang), [], "", hidden, hidden
+
     cancel.click(stop, inputs=[job_id, page.lang], outputs=[status], show_progress="hidden")
+    delete.click(ask, inputs=[job_id], outputs=[confirm.box], show_progress="hidden")
+    confirm.no.click(
+        lambda: gr.update(visible=False), outputs=[confirm.box], show_progress="hidden"
+    )
+    confirm.yes.click(
+        remove,
+        inputs=[job_id, page.lang],
+        outputs=[confirm.box, status, bar, table, job_id, csv_file, zip_file],
+        show_progress="hidden",
+    )

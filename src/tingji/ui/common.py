@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import atexit
 import html
 import logging
+import os
 import re
 import shutil
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, replace
@@ -22,6 +21,7 @@ from tingji.jobs.audio_store import StoredAudio
 from tingji.service import Tingji
 from tingji.types import TranscribeOptions
 from tingji.ui.i18n import Lazy, T, Translator, language_choices, t
+from tingji.ui.uploads import NotUploadedError, UiFiles
 
 log = logging.getLogger("tingji.ui")
 
@@ -30,6 +30,8 @@ SCRIPTS = ("simplified", "traditional", "original")
 
 def message(exc: BaseException, lang: str, name: str | None = None) -> str:
     """One readable line for an error (which file, what went wrong), never a traceback."""
+    if isinstance(exc, NotUploadedError):  # the same whatever was named, and whether it exists
+        return t("err.not_uploaded", lang)
     if isinstance(exc, TingjiError):
         text = str(exc)
         if name and not exc.source:
@@ -159,11 +161,38 @@ def build_options(
     return options, service.check_model(model)
 
 
-def store(service: Tingji, path: str | Path, name: str | None = None) -> StoredAudio:
-    """Copy a file Gradio received into the audio store (the client's name kept for display)."""
-    path = Path(path)
-    with path.open("rb") as stream:
-        return service.save_upload(stream, name or path.name)
+def store(
+    service: Tingji, files: UiFiles, path: str | Path, name: str | None = None
+) -> StoredAudio:
+    """Copy a file this page uploaded into the audio store (the client's name kept for display).
+
+    Any other path, the server's own files among them, is refused before it is opened.
+    """
+    with files.open_upload(path) as stream:
+        return service.save_upload(stream, name or Path(path).name)
+
+
+@dataclass
+class Confirm:
+    """A hidden panel that asks before something is deleted: its question, yes and no."""
+
+    box: gr.Column
+    text: gr.Markdown
+    yes: gr.Button
+    no: gr.Button
+
+
+def confirm_panel(tr: Translator, elem_id: str, question: T | None = None) -> Confirm:
+    """The panel (inside the caller's layout); ``question`` fixed, or set when it opens.
+    Its buttons are ``#<elem_id>-yes`` and ``#<elem_id>-no``."""
+    with gr.Column(visible=False, elem_id=elem_id, elem_classes="tj-confirm") as box:
+        text = tr(gr.Markdown, value=question) if question is not None else gr.Markdown()
+        with gr.Row():
+            yes = tr(
+                gr.Button, value=T("hist.confirm_yes"), variant="stop", elem_id=f"{elem_id}-yes"
+            )
+            no = tr(gr.Button, value=T("hist.confirm_no"), elem_id=f"{elem_id}-no")
+    return Confirm(box, text, yes, no)
 
 
 # -- formatting ------------------------------------------------------------------------------
@@ -205,24 +234,31 @@ def text_box(inner_html: str, elem: str = "tj-text") -> str:
 
 # -- scratch files for downloads -------------------------------------------------------------
 class Scratch:
-    """A private temporary directory for files offered as downloads; old ones are pruned."""
+    """Files the page offers (downloads, the History player's audio), in the UI's private
+    folder that Gradio serves (:class:`~tingji.ui.uploads.UiFiles`); old ones are pruned."""
 
-    def __init__(self, max_age_s: float = 6 * 3600) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="tingji-ui-"))
+    def __init__(self, root: Path, max_age_s: float = 6 * 3600) -> None:
+        self.root = root
         self.max_age_s = max_age_s
-        atexit.register(self.cleanup)
 
     def new_dir(self) -> Path:
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         cutoff = time.time() - self.max_age_s
         for old in self.root.iterdir():
             if old.is_dir() and old.stat().st_mtime < cutoff:
                 shutil.rmtree(old, ignore_errors=True)
-        target = self.root / uuid.uuid4().hex[:12]
-        target.mkdir()
+        target = self.root / uuid.uuid4().hex
+        target.mkdir(mode=0o700)
         return target
 
-    def cleanup(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+    def offer(self, source: Path) -> str:
+        """A file of the data dir (which Gradio never serves) as a link or copy in here."""
+        target = self.new_dir() / source.name
+        try:
+            os.link(source, target)
+        except OSError:  # another file system, or one without hard links
+            shutil.copyfile(source, target)
+        return str(target)
 
 
 def safe_stem(name: str) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 import gradio as gr
 
 from tingji.errors import OptionError, TingjiError
-from tingji.ui.common import clock, date_time, message, status_line
+from tingji.ui.common import clock, confirm_panel, date_time, message, status_line
 from tingji.ui.i18n import Lazy, T, language_choices, language_name, t
 from tingji.ui.page import Page
 from tingji.ui.single import segment_rows, segments_table
@@ -111,16 +111,7 @@ def build(page: Page) -> None:
                     interactive=False,
                     elem_id="tj-hist-delete",
                 )
-                with gr.Column(visible=False, elem_id="tj-confirm") as confirm_box:
-                    confirm_text = gr.Markdown()
-                    with gr.Row():
-                        yes = tr(
-                            gr.Button,
-                            value=T("hist.confirm_yes"),
-                            variant="stop",
-                            elem_id="tj-hist-confirm",
-                        )
-                        no = tr(gr.Button, value=T("hist.confirm_no"))
+                confirm = confirm_panel(tr, "tj-hist-confirm")
     filters = [query, language, since, until]
 
     def run_search(fields: list[Any], number: int, lang: str) -> tuple[Any, ...]:
@@ -186,7 +177,7 @@ def build(page: Page) -> None:
         return (
             entry.id,
             "\n\n".join(lines),
-            str(audio) if audio else None,
+            page.scratch.offer(audio) if audio else None,  # the data dir itself is never served
             segment_rows(entry.segments),
             gr.update(interactive=True),
             _hide(),
@@ -240,16 +231,16 @@ def build(page: Page) -> None:
             return gr.update(visible="hidden"), status_line(message(exc, lang), "error")
         return gr.update(value=str(target), visible=True), ""
 
-    detail_outputs = [selected, entry_info, player, entry_segments, delete, confirm_box]
+    detail_outputs = [selected, entry_info, player, entry_segments, delete, confirm.box]
     search.click(first_page, inputs=[*filters, page.lang], outputs=search_outputs)
     query.submit(first_page, inputs=[*filters, page.lang], outputs=search_outputs)
     prev.click(turn(-1), inputs=[*filters, page_no, page.lang], outputs=search_outputs)
     nxt.click(turn(+1), inputs=[*filters, page_no, page.lang], outputs=search_outputs)
     tab.select(refresh, inputs=[*filters, page_no, page.lang], outputs=search_outputs)
     table.select(open_entry, inputs=[page.lang], outputs=detail_outputs)
-    delete.click(ask, inputs=[selected, page.lang], outputs=[confirm_box, confirm_text])
-    no.click(_hide, outputs=[confirm_box])
-    yes.click(
+    delete.click(ask, inputs=[selected, page.lang], outputs=[confirm.box, confirm.text])
+    confirm.no.click(_hide, outputs=[confirm.box])
+    confirm.yes.click(
         remove,
         inputs=[selected, *filters, page_no, page.lang],
         outputs=[*detail_outputs, *search_outputs],

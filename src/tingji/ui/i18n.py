@@ -79,6 +79,13 @@ TEXTS: dict[str, tuple[str, str]] = {
     "batch.files": ("多个文件（可拖放）", "Files (drop several here)"),
     "batch.run": ("开始批量识别", "Start batch"),
     "batch.cancel": ("取消", "Cancel"),
+    "batch.delete": ("删除任务", "Delete job"),
+    "batch.delete.confirm": (
+        "删除这个批量任务？未完成的文件将停止，任务记录和只属于它的音频会被删除；已完成的识别结果仍保留在识别历史中。",
+        "Delete this batch job? Unfinished files stop, and the job's record and the audio only "
+        "it used are removed; finished results stay in History.",
+    ),
+    "batch.deleted": ("任务已删除。", "The job was deleted."),
     "batch.csv": ("下载 CSV", "Download CSV"),
     "batch.zip": ("下载 ZIP", "Download ZIP"),
     "batch.results": ("结果", "Results"),
@@ -119,6 +126,13 @@ TEXTS: dict[str, tuple[str, str]] = {
     "live.nothing": ("已停止，没有听到语音。", "Stopped; no speech was heard."),
     "live.lost": ("与服务器的连接断开了。", "The connection to the server was lost."),
     "live.no_mic": ("无法使用麦克风", "The microphone is not available"),
+    "live.insecure": (
+        "麦克风不可用：浏览器只允许 https 或 localhost 页面使用麦克风。请打开服务器的 https 地址"
+        "（服务器以 tingji serve --https 启动），或在服务器本机用 localhost 打开。",
+        "The microphone is not available: browsers allow it only on https or localhost pages. "
+        "Open the server's https address (start it with tingji serve --https), or use localhost "
+        "on the server itself.",
+    ),
     "live.error": ("出错了", "Error"),
     "live.empty": ("点击“开始”后，识别的文字会显示在这里。", "Press Start; the text appears here."),
     # history
@@ -213,6 +227,10 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Unexpected error ({kind}); the server log has the details.",
     ),
     "err.file": ("{name}：{error}", "{name}: {error}"),
+    "err.not_uploaded": (
+        "只能使用在本页上传的文件，请重新上传。",
+        "Only a file uploaded on this page can be used; please upload it again.",
+    ),
 }
 
 LANGUAGES: tuple[tuple[str, str, str], ...] = (

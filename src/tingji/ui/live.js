@@ -4,6 +4,10 @@
 // sentence ("2pass-offline") is added with its start and end time.
 window.tjLive = (() => {
   const FRAME = 1024; // samples at 16 kHz: 64 ms
+  // Browsers offer the microphone only to secure pages (https, localhost): elsewhere
+  // navigator.mediaDevices is undefined, and the page shows why (.tj-no-mic-only) instead.
+  const micMissing = () => !(navigator.mediaDevices && navigator.mediaDevices.getUserMedia);
+  document.documentElement.classList.toggle("tj-no-mic", micMissing());
   let ws = null, ctx = null, node = null, source = null, media = null;
   let finals = [], partial = "", labels = {}, state = "idle";
 
@@ -75,6 +79,11 @@ window.tjLive = (() => {
     if (!cfg || state === "listening" || state === "connecting") return;
     labels = cfg.labels || {};
     finals = []; partial = ""; state = "connecting";
+    if (micMissing()) {
+      state = "error";
+      render(labels.insecure, "error");
+      return;
+    }
     render(labels.connecting);
     try {
       media = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1 } });

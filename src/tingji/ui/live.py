@@ -22,7 +22,7 @@ from tingji.ui.common import (
     message,
     status_line,
 )
-from tingji.ui.i18n import T, t
+from tingji.ui.i18n import T, Translator, t
 from tingji.ui.page import Page
 
 SCRIPT = Path(__file__).with_name("live.js")
@@ -34,14 +34,36 @@ LABELS = (
     "nothing",
     "lost",
     "no_mic",
+    "insecure",
     "error",
     "empty",
 )
 
 
+MIC_CSS = """
+.tj-no-mic-only { display: none !important; }
+html.tj-no-mic .tj-no-mic-only { display: block !important; }
+html.tj-no-mic .block.tj-no-mic-only {
+  border-left: 4px solid #ef4444 !important; background: rgba(239, 68, 68, .10) !important;
+  padding: 6px 10px !important; border-radius: 6px;
+}
+html.tj-no-mic .tj-mic-recorder { display: none !important; }
+"""
+"""Where the page has no microphone (``live.js`` marks ``<html>`` with ``tj-no-mic``), the
+notices show and the recorder hides. In the head, as Gradio scopes the page CSS under its own
+container, where a rule cannot see ``<html>``."""
+
+
 def head() -> str:
-    """The ``<script>`` that the page needs for this tab (put in the page's head)."""
-    return f"<script>\n{SCRIPT.read_text(encoding='utf-8')}\n</script>"
+    """The ``<script>`` and ``<style>`` that the page needs for this tab (in the page's head)."""
+    script = SCRIPT.read_text(encoding="utf-8")
+    return f"<script>\n{script}\n</script>\n<style>{MIC_CSS}</style>"
+
+
+def mic_notice(tr: Translator) -> gr.Markdown:
+    """A line that shows only where the page cannot use the microphone (plain http beyond
+    localhost, where browsers hide ``navigator.mediaDevices``), saying why and what to do."""
+    return tr(gr.Markdown, value=T("live.insecure"), elem_classes=["tj-no-mic-only"])
 
 
 def build(page: Page) -> None:
@@ -51,6 +73,7 @@ def build(page: Page) -> None:
     with tr(gr.Tab, label=T("tab.live"), id="live"), gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=300):
             tr(gr.Markdown, value=T("live.hint"))
+            mic_notice(tr)
             with gr.Row():
                 start = tr(
                     gr.Button, value=T("live.start"), variant="primary", elem_id="tj-live-start"

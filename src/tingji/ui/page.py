@@ -10,6 +10,7 @@ import gradio as gr
 from tingji.service import Tingji
 from tingji.ui.common import Scratch
 from tingji.ui.i18n import Translator
+from tingji.ui.uploads import UiFiles
 
 
 @dataclass
@@ -19,6 +20,8 @@ class Page:
     lang: gr.State
     """The page language, ``zh`` or ``en``; an input of every handler that writes text."""
     scratch: Scratch
+    files: UiFiles
+    """The UI's private folder: what a client uploaded, the only files a handler opens."""
     hotword_pickers: list[gr.Dropdown] = field(default_factory=list)
     """Hotword-list dropdowns of the recognition tabs, refreshed when a list changes."""
     model_pickers: list[gr.Dropdown] = field(default_factory=list)

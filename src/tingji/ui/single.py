@@ -29,6 +29,7 @@ from tingji.ui.common import (
     text_box,
 )
 from tingji.ui.i18n import T, language_name, t
+from tingji.ui.live import mic_notice
 from tingji.ui.page import Page
 
 DOWNLOAD_FORMATS = ("txt", "srt", "vtt", "json")
@@ -134,7 +135,7 @@ def recognise_stream(
     :class:`TingjiError` propagates (with the upload discarded).
     """
     service = page.service
-    stored = store(service, path, name)
+    stored = store(service, page.files, path, name)
     events: queue.Queue[Partial | Saved | BaseException] = queue.Queue()
     segments: list[Segment] = []
 
@@ -186,8 +187,13 @@ def build(page: Page) -> None:
                 height=180,
             )
             with tr(gr.Accordion, label=T("single.record"), open=False):
+                mic_notice(tr)
                 recording = gr.Audio(
-                    sources=["microphone"], type="filepath", show_label=False, format="wav"
+                    sources=["microphone"],
+                    type="filepath",
+                    show_label=False,
+                    format="wav",
+                    elem_classes=["tj-mic-recorder"],
                 )
             with tr(gr.Accordion, label=T("opt.title"), open=True):
                 opts = option_inputs(page.service, tr)

@@ -75,7 +75,7 @@ CSS = """
   font-size: .92rem; color: var(--body-text-color-subdued);
 }
 .tj-progress .tj-meta b { color: var(--body-text-color); }
-#tj-confirm { border: 1px solid #fca5a5; border-radius: 8px; gap: 8px;
+.tj-confirm { border: 1px solid #fca5a5; border-radius: 8px; gap: 8px;
   padding: 10px; background: rgba(239, 68, 68, .06); }
 @media (max-width: 640px) {
   .gradio-container { padding: 6px !important; }

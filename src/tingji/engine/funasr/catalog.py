@@ -89,10 +89,18 @@ def require_extra() -> None:
         )
 
 
-def offered_models() -> list[str]:
-    """The FunASR model names to offer to API and UI users: all known ones, when the extra
-    is installed (a name is offered even before its files are downloaded)."""
-    return list(KNOWN) if extra_installed() else []
+def offered_models(cache_dir: Path, *, downloadable: bool = False) -> list[str]:
+    """The FunASR model names to offer to API and UI users, when the extra is installed: those
+    on this machine, or (``downloadable``) every known one, downloaded when first chosen."""
+    if not extra_installed():
+        return []
+    if downloadable:
+        return list(KNOWN)
+    return [
+        name
+        for name, known in KNOWN.items()
+        if find_local(known.modelscope_id, cache_dir, aliases=(name,)) is not None
+    ]
 
 
 def is_model_dir(path: Path) -> bool:

@@ -12,14 +12,14 @@ from fastapi.responses import Response, StreamingResponse
 
 from tingji.errors import OptionError, TooManyFilesError
 from tingji.jobs.audio_store import StoredAudio, check_extension
-from tingji.server.deps import Service, check_length, store
+from tingji.server.deps import Service, store
 from tingji.server.forms import OptionFields, option_fields
 from tingji.server.views import job_view
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
 
-@router.post("", status_code=201, dependencies=[Depends(check_length)])
+@router.post("", status_code=201)
 def create_job(
     service: Service,
     files: Annotated[list[UploadFile], File(description="audio or video files")],
@@ -39,11 +39,11 @@ def create_job(
     try:
         for upload in files:
             stored.append(store(service, upload))
-    except BaseException:
+        job_id = service.create_job(stored, options, model)
+    except BaseException:  # no job, and nothing of its files left behind
         for item in stored:
             service.discard_upload(item)
         raise
-    job_id = service.create_job(stored, options, model)
     return job_view(service.job(job_id))
 
 
@@ -91,6 +91,14 @@ async def job_events(service: Service, job_id: str, request: Request) -> Streami
 @router.post("/{job_id}/cancel")
 def cancel_job(service: Service, job_id: str) -> dict[str, Any]:
     return job_view(service.cancel_job(job_id))
+
+
+@router.delete("/{job_id}")
+def delete_job(service: Service, job_id: str) -> dict[str, str]:
+    """Delete a job: what is left of it is cancelled, its records and the audio only it used
+    are removed. The history entries of its finished files stay."""
+    service.delete_job(job_id)
+    return {"deleted": job_id}
 
 
 @router.get("/{job_id}/export")

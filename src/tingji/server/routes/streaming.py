@@ -5,9 +5,10 @@ working task, saved to history when it ends."""
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
+import time
+from collections import deque
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,8 +17,10 @@ import anyio
 from fastapi import APIRouter, WebSocket
 from starlette.concurrency import run_in_threadpool
 
+from tingji.config import Settings
 from tingji.engine.streaming import Event, LiveSession
 from tingji.errors import BusyError, ModelError, OptionError, TingjiError
+from tingji.server.access import authorised
 from tingji.server.funasr_wire import Config, Refusal, Shaper, ends_stream, parse_config
 from tingji.service import Tingji
 
@@ -27,6 +30,45 @@ router = APIRouter(tags=["live"])
 
 class _Gone(Exception):
     """The client went away."""
+
+
+class _Pace:
+    """The rules that keep a stream from holding its slot for ever: it is open at most
+    ``stream_wall_limit_s``, and sends at least ``stream_min_rate`` seconds of audio a second
+    over each ``stream_rate_window_s`` (after the first window)."""
+
+    def __init__(self, settings: Settings, bytes_per_second: int, now: float) -> None:
+        self.started = now
+        self.wall = settings.stream_wall_limit_s
+        self.min_rate = settings.stream_min_rate
+        self.window = settings.stream_rate_window_s
+        self.bytes_per_second = bytes_per_second
+        self.recent: deque[tuple[float, int]] = deque()
+        self.in_window = 0
+        self.interval = min(1.0, self.window / 4)
+        """Seconds between checks while no frame arrives."""
+
+    def add(self, now: float, size: int) -> None:
+        self.recent.append((now, size))
+        self.in_window += size
+
+    def check(self, now: float) -> None:
+        if now - self.started >= self.wall:
+            raise Refusal(
+                "too_long", f"the stream was open for the longest allowed, {self.wall:g} s", 1008
+            )
+        if not self.min_rate or now - self.started < self.window:
+            return
+        while self.recent and self.recent[0][0] < now - self.window:
+            self.in_window -= self.recent.popleft()[1]
+        sent = self.in_window / self.bytes_per_second
+        if sent < self.min_rate * self.window:
+            raise Refusal(
+                "too_slow",
+                f"the stream sent {sent:.1f} s of audio in the last {self.window:g} s, less than "
+                f"the {self.min_rate * self.window:g} s required (send audio in real time)",
+                1008,
+            )
 
 
 @dataclass
@@ -142,12 +184,14 @@ class _Connection:
 
     async def _receive_audio(self, inbox: _Inbox, config: Config) -> None:
         limit = int(self.settings.stream_max_seconds * config.sample_rate) * 2
+        pace = _Pace(self.settings, 2 * config.sample_rate, time.monotonic())
         while not inbox.ended:
-            message = await self._receive()
+            message = await self._receive(pace)
             if message is None:
                 raise _Gone
             data = message.get("bytes")
             if data is not None:
+                pace.add(time.monotonic(), len(data))
                 if len(data) % 2:
                     raise Refusal(
                         "bad_audio",
@@ -186,15 +230,30 @@ class _Connection:
         return events
 
     # -- frames ------------------------------------------------------------------------------
-    async def _receive(self) -> MutableMapping[str, Any] | None:
-        """The next frame; None when the client closed the connection."""
+    async def _receive(self, pace: _Pace | None = None) -> MutableMapping[str, Any] | None:
+        """The next frame; None when the client closed the connection.
+
+        Ends the connection when nothing arrives for ``stream_idle_s`` and, in a stream
+        (``pace``), as soon as it breaks the wall-clock or minimum-rate rule, even between
+        frames. The pending receive is kept (not cancelled) while the rules are checked.
+        """
+        idle = self.settings.stream_idle_s
+        idle_until = time.monotonic() + idle
+        receiving = asyncio.ensure_future(self.ws.receive())
         try:
-            message = await asyncio.wait_for(self.ws.receive(), self.settings.stream_idle_s)
-        except TimeoutError as exc:
-            idle = self.settings.stream_idle_s
-            raise Refusal("idle", f"nothing was received for {idle:g} s", 1008) from exc
+            while not receiving.done():
+                now = time.monotonic()
+                if pace is not None:
+                    pace.check(now)
+                if now >= idle_until:
+                    raise Refusal("idle", f"nothing was received for {idle:g} s", 1008)
+                wait = idle_until - now if pace is None else min(idle_until - now, pace.interval)
+                await asyncio.wait({receiving}, timeout=wait)
+            message = receiving.result()
         except RuntimeError as exc:  # receive after a disconnect
             raise _Gone from exc
+        finally:
+            receiving.cancel()
         if message["type"] == "websocket.disconnect":
             return None
         return message
@@ -223,7 +282,7 @@ class _Connection:
             await self._send(error)
         except _Gone:
             return
-        await self.close(refusal.close_code, refusal.code)
+        await self.close(refusal.close_code, _reason(refusal))
 
     async def close(self, code: int, reason: str = "") -> None:
         try:
@@ -232,12 +291,14 @@ class _Connection:
             log.debug("closing a closed live connection")
 
     def _authorised(self) -> bool:
-        keys = self.settings.api_keys
+        """A web page's ticket, or a key or the access token (no cookie: see TokenGate)."""
         ticket = self.ws.query_params.get("ticket")
-        if not keys or (ticket and self.service.check_live_ticket(ticket)):
+        if ticket and self.service.check_live_ticket(ticket):
             return True
-        given = self.ws.query_params.get("api_key") or self.ws.headers.get("x-api-key", "")
-        auth = self.ws.headers.get("authorization", "")
-        if auth.lower().startswith("bearer "):
-            given = auth[7:].strip()
-        return any(hmac.compare_digest(given.encode(), key.encode()) for key in keys)
+        return authorised(self.settings, self.ws.headers, self.ws.query_params)
+
+
+def _reason(refusal: Refusal) -> str:
+    """The close frame's reason: the code and why, within the 123 bytes a close frame allows."""
+    reason = f"{refusal.code}: {refusal.message}"
+    return reason.encode()[:123].decode(errors="ignore")
