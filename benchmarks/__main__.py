@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks import (
+    bench_accuracy,
     bench_batch,
     bench_compute_type,
     bench_hotwords,
@@ -17,6 +18,7 @@ from benchmarks import (
 )
 
 BENCHMARKS: dict[str, Callable[[], Any]] = {
+    "accuracy": bench_accuracy.main,
     "long": bench_long.main,
     "batch": bench_batch.main,
     "hotwords": bench_hotwords.main,

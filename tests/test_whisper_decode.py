@@ -24,6 +24,8 @@ def test_more_text_than_a_clip_can_hold_is_too_fast() -> None:
     assert not _too_fast(sentence * 3, 6.0)  # 7 characters a second: fast, but speech
     assert not _too_fast("And so my fellow Americans, ask not", 3.0)
     assert _too_fast("thank you " * 16, 2.0)  # 16 words a second
+    assert _too_fast("Swee, " * 30, 3.0)  # a loop of one English word, 10 a second
+    assert not _too_fast("the quick brown fox jumps over the lazy dog again", 2.0)  # 5 a second
 
 
 class _Tokens:
@@ -60,16 +62,27 @@ def model(model_cache: Path) -> Any:
     )
 
 
-def test_a_short_clip_that_loops_beside_another_comes_back_once(
-    model: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Two utterances of the 136 s concatenation: decoded together without timestamps, Whisper
-    # base says the second (2.1 s) three times over, at a compression ratio of 2.17.
+def test_a_clip_decodes_the_same_alone_and_beside_another(model: Any) -> None:
+    # Two utterances of the 136 s concatenation. Padded to the longer one with audio silence
+    # and decoded together without timestamps, Whisper base said the second (2.1 s) three
+    # times over; each clip's own frames then zeros to 30 s, as faster-whisper pads a window,
+    # read each once, alone or together, in either order.
     samples = audio.load(str(shared_clip("long/zh_dev_concat.wav")))
     clips = [samples[174464:199808], samples[447360:480384]]
     options = DecodeOptions(language="zh", beam_size=5, timestamps=False)
-    guarded = decode_batch(model, clips, options)
-    assert [d.pieces[0].text for d in guarded] == ["換一首歌", "我有的时候说不清楚你们知道吗"]
-    monkeypatch.setattr(whisper_decode, "_too_fast", lambda text, seconds: False)
-    unguarded = decode_batch(model, clips, options)
-    assert unguarded[1].pieces[0].text == "我有的时候说不清楚你们知道吗" * 3
+    together = [d.pieces[0].text for d in decode_batch(model, clips, options)]
+    assert together[1] == "我有的时候说不清楚你们知道吗"
+    alone = [decode_batch(model, [clip], options)[0].pieces[0].text for clip in clips]
+    reverse = [d.pieces[0].text for d in decode_batch(model, clips[::-1], options)][::-1]
+    assert together == alone == reverse
+
+
+def test_padding_is_set_by_the_clip_alone() -> None:
+    """Full window: 30 s for any clip; fast: the clip plus at least 3 s, in 5 s steps. The
+    token budget follows the clip's own length in the same steps."""
+    second = 16000
+    shape = whisper_decode._shape
+    assert shape(_Item(0, np.zeros(2 * second, np.float32)), True) == (3000, 84)
+    assert shape(_Item(0, np.zeros(2 * second, np.float32)), False) == (500, 84)
+    assert shape(_Item(0, np.zeros(7 * second, np.float32)), False) == (1000, 144)
+    assert shape(_Item(0, np.zeros(29 * second, np.float32)), False) == (3000, 384)

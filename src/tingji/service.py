@@ -86,6 +86,7 @@ class Tingji:
             device=self.settings.device,
             compute_type=self.settings.compute_type,
             cpu_threads=self.settings.cpu_threads,
+            decode_window=self.settings.decode_window,
         )
         self._storage: Storage | None = None
         self._runner: JobRunner | None = None

@@ -15,7 +15,7 @@ import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -37,8 +37,11 @@ class DecodeOptions:
     initial_prompt: str | None = None
     itn: bool = True
     fallback: bool = True
-    """Decode again at higher temperatures when the text looks wrong (Whisper). Live decoding
+    """Decode again with other searches when the text looks wrong (Whisper). Live decoding
     turns it off: on a fraction of a word it can cost ten times a plain decode."""
+    full_window: bool | None = None
+    """Give each utterance Whisper's full 30 s context (True), or pad it less (False, faster);
+    None: the backend's setting (``decode_window``)."""
     timestamps: bool = True
     """Split the utterance into timed pieces. Without, a backend may answer one piece for the
     whole clip (Whisper is more accurate on short utterances without timestamp tokens)."""
@@ -71,6 +74,9 @@ class LoadRequest:
     compute_type: str = "auto"
     cpu_threads: int = 0
     cache_dir: Path = field(default_factory=lambda: Path("data/models"))
+    decode_window: Literal["fit", "full"] = "fit"
+    """``full``: Whisper's whole 30 s window for every utterance (what faster-whisper does);
+    ``fit``: padding set by the utterance's own length, less encoder time."""
 
 
 @runtime_checkable

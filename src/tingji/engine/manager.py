@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import threading
 from pathlib import Path
+from typing import Literal
 
 from tingji.engine.backend import Backend, LoadRequest, find_backend
 from tingji.types import ModelInfo
@@ -20,8 +21,10 @@ class ModelManager:
         device: str = "auto",
         compute_type: str = "auto",
         cpu_threads: int = 0,
+        decode_window: Literal["fit", "full"] = "fit",
     ) -> None:
         self.cache_dir = cache_dir
+        self.decode_window: Literal["fit", "full"] = decode_window
         self.device = device
         self.compute_type = compute_type
         self.cpu_threads = cpu_threads
@@ -43,6 +46,7 @@ class ModelManager:
                         compute_type=key[2],
                         cpu_threads=self.cpu_threads,
                         cache_dir=self.cache_dir,
+                        decode_window=self.decode_window,
                     )
                 )
                 self._models[key] = backend

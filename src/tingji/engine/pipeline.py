@@ -92,6 +92,10 @@ class Transcription:
         self.processing_time = 0.0
         self._hotwords = HotwordIndex(list(options.hotwords)) if options.hotwords else None
         self._ready: list[Window] = []
+        self._dispatched = 0
+        """Windows sent to be decoded so far."""
+        self._speech: tuple[float, float] | None = None
+        """Where VAD heard speech, in a file decoded whole (seconds)."""
         self._in_flight: deque[tuple[list[Window], Future[list[list[Timed]]]]] = deque()
         self._pool: ThreadPoolExecutor | None = None
         self._iterator: Iterator[Segment] | None = None
@@ -149,10 +153,14 @@ class Transcription:
         blocks = audio.stream(
             self.source, block_seconds=BLOCK_SECONDS, max_seconds=self.max_seconds
         )
+        window_samples = self._window_samples()
+        head: list[np.ndarray] | None = []  # the whole input, while it fits one window
         try:
             for block in blocks:
                 buffer = np.concatenate([buffer, block])
                 total += len(block)
+                if head is not None:
+                    head = head + [block] if total <= window_samples else None
                 if segmenter is not None and probs is not None:
                     spans = segmenter.push(probs(block))
                     keep_from = segmenter.earliest_needed(total)
@@ -173,6 +181,13 @@ class Transcription:
         else:
             spans = _fixed_spans(buffer_start, total, vad, final=True)
         yield from take(spans)
+        if head and pending and not self._dispatched:
+            # A file that fits one window is heard whole, as recorded, as Whisper was trained
+            # (VAD still decides that there is speech at all): cutting its silences changes
+            # words ("语音识别" came out as "运营识别").
+            first, last = pending[0][0].start, pending[-1][0].end
+            self._speech = (first / SAMPLE_RATE, last / SAMPLE_RATE)
+            pending[:] = [(SpeechSpan(0, total), np.concatenate(head))]
         yield from self._drain(pending, final=True)
         while self._in_flight:
             yield from self._recognise()
@@ -204,7 +219,7 @@ class Transcription:
                 return
             sample = np.concatenate([clip for _, clip in pending])[: 30 * SAMPLE_RATE]
             self.language, self.language_probability = self.backend.detect_language(sample)
-        max_samples = int(min(self.options.vad.max_segment_s, MAX_WINDOW_SECONDS) * SAMPLE_RATE)
+        max_samples = self._window_samples()
         window = Window()
         taken = 0
         for span, clip in pending:
@@ -224,6 +239,7 @@ class Transcription:
             final or len(self._ready) >= BATCH_WINDOWS or ready_seconds >= BATCH_SECONDS
         ):
             windows, self._ready = self._ready, []
+            self._dispatched += len(windows)
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="tingji-pipeline")
             self._in_flight.append((windows, self._pool.submit(self._decode, windows)))
@@ -231,6 +247,10 @@ class Transcription:
             self._in_flight[0][1].done() or len(self._in_flight) >= IN_FLIGHT
         ):
             yield from self._recognise()
+
+    def _window_samples(self) -> int:
+        """Longest window, in samples."""
+        return int(min(self.options.vad.max_segment_s, MAX_WINDOW_SECONDS) * SAMPLE_RATE)
 
     def _recognise(self) -> Iterator[Segment]:
         """Take the oldest batch of windows in flight; yield its segments in order."""
@@ -254,6 +274,10 @@ class Transcription:
                 text = self._postprocess(piece, last=n == len(found) - 1)
                 if not text:
                     continue
+                whole = piece.start <= 0 and piece.end >= window.length / SAMPLE_RATE
+                if self._speech is not None and whole:
+                    # an untimed piece of a file heard whole: it spans the speech VAD heard
+                    start, end = self._speech
                 segment = Segment(
                     id=len(self.segments),
                     start=round(start, 3),

@@ -478,7 +478,8 @@ class OnlineRecognizer:
         Without a given language, finals detect it (an extra encoder pass) until detections
         agree enough to fix it (:meth:`_learn_language`); partials meanwhile take the best
         guess so far (a clip of a second is too short to tell a language by). A final that
-        comes back stuck in a repetition is decoded again with temperature fallback.
+        comes back stuck in a repetition is decoded again with the fallback searches. Partials
+        are padded to fit (faster); finals decode as files do.
         """
         language = self.language or (None if final else self._guess)
         options = DecodeOptions(
@@ -490,6 +491,7 @@ class OnlineRecognizer:
             initial_prompt=self.options.initial_prompt,
             itn=self.options.itn,
             fallback=False,
+            full_window=None if final else False,
             # as in files: one piece for a short utterance, timed pieces for a long one
             timestamps=final and len(clip) / SAMPLE_RATE > TIMESTAMP_WINDOW_SECONDS,
         )

@@ -120,6 +120,7 @@ class WhisperBackend:
         except (RuntimeError, ValueError, OSError) as exc:
             raise ModelError(f"cannot load the model at {path}: {exc}") from exc
         self._lock = threading.Lock()
+        self._full_window = request.decode_window == "full"
         self._batcher: Batcher[Decoded] | None = Batcher(
             self._run_batch,
             max_batch=MAX_BATCH if choice.device == "cpu" else GPU_MAX_BATCH,
@@ -158,7 +159,8 @@ class WhisperBackend:
         """On a batcher worker; the model's replicas run the workers' batches at once (it is
         unloaded only once the batcher's workers have stopped)."""
         assert isinstance(options, DecodeOptions)
-        return decode_batch(self._model, clips, options)
+        full = self._full_window if options.full_window is None else options.full_window
+        return decode_batch(self._model, clips, options, full_window=full)
 
     def close(self) -> None:
         batcher, self._batcher = self._batcher, None

@@ -1,11 +1,14 @@
-"""Decoding a batch of utterances with CTranslate2's Whisper, without the 30 s padding.
+"""Decoding a batch of utterances with CTranslate2's Whisper.
 
-faster-whisper's ``transcribe`` pads every window to 30 s, so the encoder pays for 30 s even
-for a 3 s utterance, and it decodes one window at a time. Here each utterance is given only
-:data:`TAIL_SECONDS` of silence after it (Whisper keeps its words when it hears the speech end),
-utterances of similar length share one encoder and one beam-search call, and the decoder's
-matrix products grow from vectors into matrices. On a 2-core CPU that is about 3× faster than
-decoding the same utterances one by one in 30 s windows, at the same accuracy.
+Utterances share one encoder and one beam-search call, so the decoder's matrix products grow
+from vectors into matrices; a file's windows and other requests' utterances ride together.
+Batching never changes a result: each utterance is fed exactly as faster-whisper's
+``transcribe`` feeds a window (its own log-mel frames, then zero frames), padded to the next
+5 s past a 3 s tail (``fit``, the default) or to Whisper's whole 30 s window (``full``), and
+is batched only with utterances of the same padded length and token budget, both set by its
+own length. A result that looks wrong is decoded again
+with deterministic searches (:data:`RETRIES`), never by sampling, so the same audio always
+gives the same text.
 
 The model, feature extractor and tokenizer are faster-whisper's; the loop around them is ours.
 """
@@ -24,11 +27,15 @@ from tingji.engine.backend import Decoded, DecodeOptions, Piece
 
 SAMPLE_RATE = 16000
 FRAMES_PER_SECOND = 100
+SAMPLES_PER_FRAME = SAMPLE_RATE // FRAMES_PER_SECOND
 MAX_FRAMES = 3000
 """Whisper's encoder window: 30 s of 10 ms frames."""
-TAIL_SECONDS = 3.0
-"""Silence appended after each utterance. Less than ~2 s and Whisper starts dropping the last
-words of short utterances; more costs encoder time for nothing (measured on the shared clips)."""
+TAIL_FRAMES = 300
+"""Without the full window: zero frames at least after each utterance (3 s). Less than ~2 s
+and Whisper starts dropping the last words of short utterances."""
+BUCKET_FRAMES = 500
+"""Without the full window, a clip is padded up to a multiple of this (5 s); its token budget
+is set by its length rounded up to the same step."""
 TIME_PRECISION = 0.02
 MAX_LENGTH = 448
 TOKENS_PER_SECOND = 12.0
@@ -38,13 +45,19 @@ decode caught in a repetition loop stops there instead of running to 448 tokens:
 audio that is the difference between 0.2 s and 2 s of decoding."""
 SPARE_TOKENS = 24
 MAX_CHARS_PER_SECOND = 12.0
-"""More Chinese characters (or words) than this per second of a clip, plus :data:`SPARE_CHARS`,
-is a repetition loop, not speech: fast Mandarin is 6–8 characters a second. (A 2.1 s clip came
+"""More Chinese characters than this per second of a clip (plus :data:`SPARE_SECONDS`) is a
+repetition loop, not speech: fast Mandarin is 6–8 characters a second. (A 2.1 s clip came
 back as its 14-character sentence three times over, at a compression ratio of 2.17, under the
 2.4 that catches longer loops.)"""
-SPARE_CHARS = 6
-TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-BEST_OF = 5
+MAX_WORDS_PER_SECOND = 6.0
+"""The same for words of other scripts: fast English is 4–5 words a second."""
+SPARE_SECONDS = 0.5
+RETRIES: tuple[dict[str, Any], ...] = (
+    {"repetition_penalty": 1.15, "no_repeat_ngram_size": 6},
+    {"beam_size": 1, "repetition_penalty": 1.3, "no_repeat_ngram_size": 4},
+)
+"""The searches a result that looks wrong is decoded again with: repeating itself costs more,
+and a phrase of so many tokens may not come twice."""
 COMPRESSION_RATIO_THRESHOLD = 2.4
 LOG_PROB_THRESHOLD = -1.0
 NO_SPEECH_THRESHOLD = 0.6
@@ -67,52 +80,74 @@ class _Item:
         return len(self.audio) / SAMPLE_RATE
 
 
-def decode_batch(model: Any, clips: Sequence[np.ndarray], options: DecodeOptions) -> list[Decoded]:
+def decode_batch(
+    model: Any, clips: Sequence[np.ndarray], options: DecodeOptions, *, full_window: bool = False
+) -> list[Decoded]:
     """Recognise ``clips`` (16 kHz mono float32) with one faster-whisper ``WhisperModel``.
 
-    All clips share ``options``; the caller sorts them by length so that little padding is
-    wasted. Returns one :class:`Decoded` per clip, in order.
+    All clips share ``options``. Each clip's result depends on that clip alone, never on the
+    others in the call: its features are its own log-mel frames followed by zero frames, as
+    faster-whisper's ``transcribe`` pads a window, up to a length set by the clip's own length
+    or (``full_window``) to Whisper's 30 s; clips are
+    encoded and decoded together only with clips of the same padded length and token budget.
+    Returns one :class:`Decoded` per clip, in order.
     """
     items = [_Item(n, clip) for n, clip in enumerate(clips)]
-    if not items:
-        return []
-    encoded = _encode(model, [item.audio for item in items])
-    languages = _languages(model, encoded, items, options)
-    groups: dict[str, list[_Item]] = {}
-    for item, language in zip(items, languages, strict=True):
-        item.language = language
-        groups.setdefault(language, []).append(item)
-    for language, group in groups.items():
-        if len(group) == len(items):
-            _generate(model, encoded, group, options, language, temperature=0.0)
-        else:  # mixed languages in one batch: encode each language's clips again
-            sub = _encode(model, [item.audio for item in group])
-            _generate(model, sub, group, options, language, temperature=0.0)
-    if options.fallback:
-        for item in items:
-            if _needs_fallback(item):
-                _fallback(model, item, options)
+    groups: dict[tuple[int, int], list[_Item]] = {}
+    for item in items:
+        groups.setdefault(_shape(item, full_window), []).append(item)
+    for (frames, budget), group in sorted(groups.items()):
+        _decode_group(model, group, options, frames, budget)
     return [_decoded(model, item, options) for item in items]
 
 
-def _features(model: Any, clips: Sequence[np.ndarray]) -> np.ndarray:
-    tail = int(TAIL_SECONDS * SAMPLE_RATE)
-    longest = max(len(clip) for clip in clips)
-    frames = min(MAX_FRAMES, (longest + tail) // (SAMPLE_RATE // FRAMES_PER_SECOND))
-    padded = []
-    for clip in clips:
-        audio = np.zeros(frames * (SAMPLE_RATE // FRAMES_PER_SECOND), dtype=np.float32)
-        audio[: min(len(clip), len(audio))] = clip[: len(audio)]
-        mel = model.feature_extractor(audio)[:, :frames]
-        padded.append(mel)
-    return np.ascontiguousarray(np.stack(padded), dtype=np.float32)
+def _shape(item: _Item, full_window: bool) -> tuple[int, int]:
+    """(padded frames, token budget) of a clip: functions of its own length only."""
+    own = -(-len(item.audio) // SAMPLES_PER_FRAME)
+    bucket_s = BUCKET_FRAMES / FRAMES_PER_SECOND
+    if full_window:
+        frames = MAX_FRAMES
+    else:
+        frames = min(MAX_FRAMES, -(-(own + TAIL_FRAMES) // BUCKET_FRAMES) * BUCKET_FRAMES)
+    seconds = max(1, -(-own // BUCKET_FRAMES)) * bucket_s
+    return frames, int(seconds * TOKENS_PER_SECOND) + SPARE_TOKENS
 
 
-def _encode(model: Any, clips: Sequence[np.ndarray]) -> Any:
+def _decode_group(
+    model: Any, items: list[_Item], options: DecodeOptions, frames: int, budget: int
+) -> None:
+    encoded = _encode(model, [item.audio for item in items], frames)
+    languages = _languages(model, encoded, items, options)
+    by_language: dict[str, list[_Item]] = {}
+    for item, language in zip(items, languages, strict=True):
+        item.language = language
+        by_language.setdefault(language, []).append(item)
+    for language, group in by_language.items():
+        if len(group) == len(items):
+            _generate(model, encoded, group, options, language, budget)
+        else:  # mixed languages in one batch: encode each language's clips again
+            sub = _encode(model, [item.audio for item in group], frames)
+            _generate(model, sub, group, options, language, budget)
+    if options.fallback:
+        for item in items:
+            if _needs_fallback(item):
+                _fallback(model, item, options, frames, budget)
+
+
+def features(model: Any, clips: Sequence[np.ndarray], frames: int) -> np.ndarray:
+    """Each clip's own log-mel frames, then zero frames up to ``frames`` (or cut there)."""
+    mels = [model.feature_extractor(clip)[:, :frames] for clip in clips]
+    out = np.zeros((len(mels), mels[0].shape[0], frames), dtype=np.float32)
+    for row, mel in zip(out, mels, strict=True):
+        row[:, : mel.shape[1]] = mel
+    return out
+
+
+def _encode(model: Any, clips: Sequence[np.ndarray], frames: int) -> Any:
     import ctranslate2
 
-    features = ctranslate2.StorageView.from_array(_features(model, clips))
-    return model.model.encode(features, to_cpu=False)
+    features_ = ctranslate2.StorageView.from_array(features(model, clips, frames))
+    return model.model.encode(features_, to_cpu=False)
 
 
 def _languages(model: Any, encoded: Any, items: list[_Item], options: DecodeOptions) -> list[str]:
@@ -155,24 +190,14 @@ def _generate(
     items: list[_Item],
     options: DecodeOptions,
     language: str,
-    *,
-    temperature: float,
+    budget: int,
+    retry: dict[str, Any] | None = None,
 ) -> None:
     from faster_whisper.transcribe import get_suppressed_tokens
 
     tokenizer = _tokenizer(model, options, language)
     prompt = _prompt(model, tokenizer, options)
-    if temperature > 0:
-        search: dict[str, Any] = {
-            "beam_size": 1,
-            "num_hypotheses": BEST_OF,
-            "sampling_topk": 0,
-            "sampling_temperature": temperature,
-        }
-    else:
-        search = {"beam_size": options.beam_size}
-    seconds = max(len(item.audio) for item in items) / SAMPLE_RATE
-    budget = int(seconds * TOKENS_PER_SECOND) + SPARE_TOKENS
+    search: dict[str, Any] = {"beam_size": options.beam_size, **(retry or {})}
     results = model.model.generate(
         encoded,
         [prompt] * len(items),
@@ -218,10 +243,11 @@ _HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 
 def _too_fast(text: str, seconds: float) -> bool:
-    """More characters (Chinese) or words (other scripts) than anyone says in ``seconds``."""
+    """More characters (Chinese) and words (other scripts) than anyone says in ``seconds``:
+    each Han character takes at least 1/12 s, each other word 1/6 s, with half a second spare."""
     han = len(_HAN.findall(text))
-    spoken = han + len(_HAN.sub(" ", text).split())
-    return spoken > MAX_CHARS_PER_SECOND * seconds + SPARE_CHARS
+    words = len(_HAN.sub(" ", text).split())
+    return han / MAX_CHARS_PER_SECOND + words / MAX_WORDS_PER_SECOND > seconds + SPARE_SECONDS
 
 
 def _implausible(text: str, seconds: float) -> bool:
@@ -238,12 +264,14 @@ def _needs_fallback(item: _Item) -> bool:
     return _implausible(item.text, item.seconds) or item.avg_logprob < LOG_PROB_THRESHOLD
 
 
-def _fallback(model: Any, item: _Item, options: DecodeOptions) -> None:
-    """Decode a repetitive or unlikely result again at rising temperatures; keep the best."""
+def _fallback(model: Any, item: _Item, options: DecodeOptions, frames: int, budget: int) -> None:
+    """Decode a repetitive or unlikely result again, with the searches of :data:`RETRIES` in
+    turn, and keep the likeliest plausible one. Deterministic, unlike faster-whisper's sampling
+    at rising temperatures: the same audio always gives the same text."""
     tried = [(item.result, item.avg_logprob, item.text, item.tokens)]
-    encoded = _encode(model, [item.audio])
-    for temperature in TEMPERATURES[1:]:
-        _generate(model, encoded, [item], options, item.language, temperature=temperature)
+    encoded = _encode(model, [item.audio], frames)
+    for retry in RETRIES:
+        _generate(model, encoded, [item], options, item.language, budget, retry)
         tried.append((item.result, item.avg_logprob, item.text, item.tokens))
         if not _needs_fallback(item):
             return
