@@ -78,11 +78,11 @@ def test_a_clip_decodes_the_same_alone_and_beside_another(model: Any) -> None:
 
 
 def test_padding_is_set_by_the_clip_alone() -> None:
-    """Full window: 30 s for any clip; fast: the clip plus at least 3 s, in 5 s steps. The
-    token budget follows the clip's own length in the same steps."""
+    """Full window: 30 s for any clip; fit: the clip plus at least 3 s, in 5 s steps. The
+    token budget follows the padded length (12 a second, and 24 spare)."""
     second = 16000
     shape = whisper_decode._shape
-    assert shape(_Item(0, np.zeros(2 * second, np.float32)), True) == (3000, 84)
+    assert shape(_Item(0, np.zeros(2 * second, np.float32)), True) == (3000, 384)
     assert shape(_Item(0, np.zeros(2 * second, np.float32)), False) == (500, 84)
     assert shape(_Item(0, np.zeros(7 * second, np.float32)), False) == (1000, 144)
     assert shape(_Item(0, np.zeros(29 * second, np.float32)), False) == (3000, 384)

@@ -34,8 +34,7 @@ TAIL_FRAMES = 300
 """Without the full window: zero frames at least after each utterance (3 s). Less than ~2 s
 and Whisper starts dropping the last words of short utterances."""
 BUCKET_FRAMES = 500
-"""Without the full window, a clip is padded up to a multiple of this (5 s); its token budget
-is set by its length rounded up to the same step."""
+"""Without the full window, a clip is padded up to a multiple of this (5 s)."""
 TIME_PRECISION = 0.02
 MAX_LENGTH = 448
 TOKENS_PER_SECOND = 12.0
@@ -102,14 +101,14 @@ def decode_batch(
 
 
 def _shape(item: _Item, full_window: bool) -> tuple[int, int]:
-    """(padded frames, token budget) of a clip: functions of its own length only."""
+    """(padded frames, token budget) of a clip: functions of its own length only. The budget
+    follows the padded length, so clips padded alike share one call."""
     own = -(-len(item.audio) // SAMPLES_PER_FRAME)
-    bucket_s = BUCKET_FRAMES / FRAMES_PER_SECOND
     if full_window:
         frames = MAX_FRAMES
     else:
         frames = min(MAX_FRAMES, -(-(own + TAIL_FRAMES) // BUCKET_FRAMES) * BUCKET_FRAMES)
-    seconds = max(1, -(-own // BUCKET_FRAMES)) * bucket_s
+    seconds = frames / FRAMES_PER_SECOND
     return frames, int(seconds * TOKENS_PER_SECOND) + SPARE_TOKENS
 
 
