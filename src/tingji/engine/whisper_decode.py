@@ -5,10 +5,9 @@ from vectors into matrices; a file's windows and other requests' utterances ride
 Batching never changes a result: each utterance is fed exactly as faster-whisper's
 ``transcribe`` feeds a window (its own log-mel frames, then zero frames), padded to the next
 5 s past a 3 s tail (``fit``, the default) or to Whisper's whole 30 s window (``full``), and
-is batched only with utterances of the same padded length and token budget, both set by its
-own length. A result that looks wrong is decoded again
-with deterministic searches (:data:`RETRIES`), never by sampling, so the same audio always
-gives the same text.
+is batched only with utterances of the same padded length (and so token budget), set by its
+own length. A result that looks wrong is decoded again with deterministic searches
+(:data:`RETRIES`), never by sampling, so the same audio always gives the same text.
 
 The model, feature extractor and tokenizer are faster-whisper's; the loop around them is ours.
 """
@@ -87,8 +86,8 @@ def decode_batch(
     All clips share ``options``. Each clip's result depends on that clip alone, never on the
     others in the call: its features are its own log-mel frames followed by zero frames, as
     faster-whisper's ``transcribe`` pads a window, up to a length set by the clip's own length
-    or (``full_window``) to Whisper's 30 s; clips are
-    encoded and decoded together only with clips of the same padded length and token budget.
+    or (``full_window``) to Whisper's 30 s; clips are encoded and decoded together only with
+    clips of the same padded length and token budget.
     Returns one :class:`Decoded` per clip, in order.
     """
     items = [_Item(n, clip) for n, clip in enumerate(clips)]
