@@ -51,6 +51,12 @@ def service(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Iter
     tingji.models.unload()
 
 
+def stored_audio(settings: Settings) -> list[str]:
+    """The names of the uploads in the audio store, sorted."""
+    folder = settings.audio_dir
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
 def wait_for_job(client: Any, job_id: str, timeout: float = 120.0) -> dict[str, Any]:
     """Poll ``GET /api/jobs/{id}`` until the job is no longer queued or running."""
     import time

@@ -25,7 +25,7 @@ from fastapi.testclient import TestClient
 from tingji.config import Settings
 from tingji.server.app import create_app
 
-from .conftest import shared_clip
+from .conftest import shared_clip, stored_audio
 
 MEETING = "zh/funasr/asr_example_zh.wav"  # 欢迎大家来体验达摩院推出的语音识别模型, 5.5 s
 ENGLISH = "en/speechio/POD1000000004_S0000051.wav"  # BUT WHAT KIND OF BUSINESS, 2.1 s
@@ -68,8 +68,7 @@ class Api:
 
     @property
     def audio_files(self) -> list[str]:
-        folder = self.settings.audio_dir
-        return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+        return stored_audio(self.settings)
 
     def upload(self, clip: str, name: str, **form: str) -> httpx.Response:
         data = shared_clip(clip).read_bytes()

@@ -24,6 +24,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tingji.config import Settings
 from tingji.server.app import create_app
 
+from .conftest import stored_audio
+
 KEY = "a-long-secret-key"
 MIB = 1 << 20
 PIECE = 64 * 1024
@@ -79,8 +81,7 @@ class Live:
 
     @property
     def stored(self) -> list[str]:
-        folder = self.settings.audio_dir
-        return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+        return stored_audio(self.settings)
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from tingji.server.app import create_app
 from tingji.service import ORPHAN_IDLE_S, Tingji
 from tingji.types import ModelInfo, Transcript
 
-from .conftest import FakeBackend, wait_for_job
+from .conftest import FakeBackend, stored_audio, wait_for_job
 from .test_audio_limits import CRAFTED, wav
 
 ENDPOINTS = ["/api/transcriptions", "/api/jobs", "/v1/audio/transcriptions"]
@@ -38,8 +38,7 @@ class App:
 
     @property
     def stored(self) -> list[str]:
-        folder = self.settings.audio_dir
-        return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+        return stored_audio(self.settings)
 
     def post(self, path: str, name: str, data: bytes) -> httpx.Response:
         field = "files" if path == "/api/jobs" else "file"
