@@ -1,4 +1,10 @@
-"""`hotwords`: a 124-term glossary over the 15 Mandarin clips, tingji against plain faster-whisper.
+"""`hotwords`: 115- and 124-term glossaries over the 15 Mandarin clips, tingji vs plain.
+
+Two glossaries hold the same 15 terms that the clips' references contain: ``glossary_zh.txt``
+with distractors from the clips' own domains (several sound like words the clips contain) and
+``glossary_zh_other.txt`` with distractors from other domains (medicine, law, sport, food ...).
+The clips are split in two halves by name (A: 1st, 3rd, ... in sorted order; B: the others);
+the hotword rules may be tuned on A only, B checks them, and both are reported.
 
 Texts, references and terms all go through :func:`tingji.scoring.normalize`. A (clip, term) pair
 is *expected* when the term occurs in the clip's reference; recall is the share of expected
@@ -29,10 +35,12 @@ from tingji.types import ModelInfo
 
 NAME = "hotwords"
 GLOSSARY = Path(__file__).with_name("glossary_zh.txt")
+OTHER_GLOSSARY = Path(__file__).with_name("glossary_zh_other.txt")
 SHORT_LIST = 20
 SOUND_ALIKES = ("关中", "周易", "微星", "石猴", "皖商", "汾西", "科济药业", "一线城市", "房地产税")
 """Distractors for the short list: glossary terms that sound like words the clips contain."""
 TINGJI_FULL = "tingji, full glossary"
+TINGJI_OTHER = "tingji, other-domain glossary"
 Decodes = list[tuple[str | None, str]]
 """(hint given, text decoded) per decoder call of one run."""
 
@@ -90,8 +98,14 @@ def score(glossary: list[str], clips: list[common.Clip], outputs: list[str]) -> 
     }
 
 
+def halves(clips: list[common.Clip]) -> dict[str, set[str]]:
+    names = sorted(c.name for c in clips)
+    return {"A": set(names[0::2]), "B": set(names[1::2])}
+
+
 def main() -> dict[str, Any]:
     glossary = parse_hotwords(GLOSSARY.read_text(encoding="utf-8"))
+    other = parse_hotwords(OTHER_GLOSSARY.read_text(encoding="utf-8"))
     clips = common.clips("zh/")
     present = [t for t in glossary if any(normalize(t) in normalize(c.text) for c in clips)]
     extra = [t for t in SOUND_ALIKES if t in glossary and t not in present]
@@ -123,6 +137,7 @@ def main() -> dict[str, Any]:
     # (name, how, glossary given, the variant without hotwords it is compared with)
     variants = [
         (TINGJI_FULL, tingji, glossary, "tingji, no hotwords"),
+        (TINGJI_OTHER, tingji, other, "tingji, no hotwords"),
         ("tingji, no hotwords", tingji, [], "tingji, no hotwords"),
         ("plain, full glossary", faster_whisper, glossary, "plain, no hotwords"),
         ("plain, no hotwords", faster_whisper, [], "plain, no hotwords"),
@@ -145,7 +160,11 @@ def main() -> dict[str, Any]:
     for name, _, terms, baseline in variants:
         outputs = [text for text, _ in runs[name]]
         result: dict[str, Any] = {"variant": name, "terms": len(terms), "baseline": baseline}
-        result |= score(glossary, clips, outputs)
+        scored_with = other if name == TINGJI_OTHER else glossary
+        result |= score(scored_with, clips, outputs)
+        for half, names in halves(clips).items():
+            part = [(c, o) for c, o in zip(clips, outputs, strict=True) if c.name in names]
+            result[f"half_{half}"] = score(scored_with, [c for c, _ in part], [o for _, o in part])
         result |= {"wall_s": walls[name], "cpu_s": cpu[name], "speed_x": audio_s / walls[name]}
         result["outputs"] = {c.name: text for c, text in zip(clips, outputs, strict=True)}
         result["decodes"] = {c.name: d for c, (_, d) in zip(clips, runs[name], strict=True) if d}
@@ -169,12 +188,23 @@ def report(results: list[dict[str, Any]], clips: list[common.Clip], present: lis
     common.print_table(
         f"hotwords: {len(clips)} Mandarin clips ({audio_s:.0f} s), {len(present)} glossary "
         f"terms in {results[0]['expected']} (clip, term) pairs",
-        ["variant", "terms", "recall", "false ins.", "CER", "speed", "vs w/o hotwords", "CPU s"],
+        [
+            "variant",
+            "terms",
+            "recall",
+            "recall A / B",
+            "false ins.",
+            "CER",
+            "speed",
+            "vs w/o hotwords",
+            "CPU s",
+        ],
         [
             [
                 r["variant"],
                 str(r["terms"]),
                 f"{r['recall']:.2f} ({r['expected'] - len(r['missed'])}/{r['expected']})",
+                f"{r['half_A']['recall']:.2f} / {r['half_B']['recall']:.2f}",
                 str(len(r["false_insertions"])),
                 f"{r['cer']:.3f}",
                 f"{r['speed_x']:.2f}x",
@@ -189,15 +219,23 @@ def report(results: list[dict[str, Any]], clips: list[common.Clip], present: lis
             if pairs:
                 listed = "; ".join(f"{term} ({clip})" for clip, term in pairs)
                 print(f"  {r['variant']}: {label} {listed}")
-    full = results[0]
-    passed = full["recall"] >= 0.9 and not full["false_insertions"]
-    print(f"\nbar for {TINGJI_FULL} (recall >= 0.90, no false insertion): ", end="")
-    print("PASS" if passed else "FAIL")
-    trouble = sorted({clip for clip, _ in full["missed"] + full["false_insertions"]})
-    if trouble:
-        print(f"{TINGJI_FULL}: output and every decode of the clips with a miss or insertion")
-    for clip in trouble:
-        print(f"  {clip}\n    output: {full['outputs'][clip]}")
-        for hint, text in full["decodes"][clip]:
-            print(f"    decode hint={hint!r}: {text}")
+    # at most one false insertion per 20 clips
+    allowed = len(clips) // 20
+    passed = True
+    for full in (r for r in results if r["variant"] in (TINGJI_FULL, TINGJI_OTHER)):
+        ok = full["recall"] >= 0.9 and len(full["false_insertions"]) <= allowed
+        passed = passed and ok
+        print(
+            f"\nbar for {full['variant']} (recall >= 0.90, at most {allowed} false insertions): "
+            + ("PASS" if ok else "FAIL")
+        )
+        trouble = sorted({clip for clip, _ in full["missed"] + full["false_insertions"]})
+        if trouble:
+            print(
+                f"{full['variant']}: output and every decode of the clips with a miss or insertion"
+            )
+        for clip in trouble:
+            print(f"  {clip}\n    output: {full['outputs'][clip]}")
+            for hint, text in full["decodes"][clip]:
+                print(f"    decode hint={hint!r}: {text}")
     return passed

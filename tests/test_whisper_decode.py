@@ -1,18 +1,28 @@
-"""Guards around Whisper's decoding: repetition loops on short clips."""
+"""Guards around Whisper's decoding: repetition loops, padding, timed pieces."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
 
 from tingji import audio
+from tingji.engine import text as textproc
 from tingji.engine import whisper_decode
 from tingji.engine.backend import DecodeOptions
 from tingji.engine.models import ensure_embedded_model
-from tingji.engine.whisper_decode import _cut_loop, _Item, _too_fast, decode_batch
+from tingji.engine.whisper_decode import (
+    MAX_PIECE_SECONDS,
+    _cut_loop,
+    _decoded,
+    _Item,
+    _too_fast,
+    collapse_repeats,
+    decode_batch,
+)
 
 from .conftest import shared_clip
 
@@ -36,6 +46,9 @@ class _Tokens:
     def decode(self, tokens: list[int]) -> str:
         return "".join(chr(t) for t in tokens)
 
+    def encode(self, text: str) -> list[int]:
+        return [ord(c) for c in text]
+
 
 def _item(text: str) -> _Item:
     item = _Item(0, np.zeros(16000, dtype=np.float32))
@@ -51,6 +64,35 @@ def test_a_sequence_that_repeats_from_the_start_is_kept_once() -> None:
     varied = _item("我有的时候你有的时候")
     _cut_loop(_Tokens(), varied)
     assert varied.text == "我有的时候你有的时候"
+
+
+def test_a_phrase_said_three_times_over_is_kept_once() -> None:
+    assert collapse_repeats("天然 天然 天然") == "天然"
+    assert collapse_repeats("Swee,Swee,Swee,Swee…") == "Swee…"
+    assert collapse_repeats("我们走吧。我们走吧。我们走吧。") == "我们走吧。"
+    assert collapse_repeats("thank you thank you thank you very much") == "thank you very much"
+    # a character said over and over is speech (对对对, 哈哈哈), and twice is not a loop
+    assert collapse_repeats("对对对对，好的好的") == "对对对对，好的好的"
+    assert collapse_repeats("哈哈哈哈哈") == "哈哈哈哈哈"
+    # inside a loop that does not start at the beginning, the rest of the text stays
+    looped = _item("今天天气很好" + "天然天然" * 6)
+    _cut_loop(_Tokens(), looped)
+    assert looped.text == "今天天气很好天然" and looped.tokens == [ord(c) for c in looped.text]
+
+
+def test_text_still_looping_after_every_search_is_dropped_and_marked() -> None:
+    options = DecodeOptions(language="en", timestamps=False)
+    looped = _item("Swee, Swee. Swee, Sweet, " * 12)  # 48 words in 1 s, no clean period
+    looped.result = SimpleNamespace(no_speech_prob=0.01)
+    looped.avg_logprob = -0.3
+    decoded = _decoded(None, looped, options)
+    assert decoded.pieces == []
+    [gap] = decoded.omitted
+    assert (gap.start, gap.end, gap.text) == (0.0, 1.0, "repetition")
+    speech = _item("Thank you.")
+    speech.result = SimpleNamespace(no_speech_prob=0.01)
+    kept = _decoded(None, speech, options)
+    assert [p.text for p in kept.pieces] == ["Thank you."] and kept.omitted == []
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +128,24 @@ def test_padding_is_set_by_the_clip_alone() -> None:
     assert shape(_Item(0, np.zeros(2 * second, np.float32)), False) == (500, 84)
     assert shape(_Item(0, np.zeros(7 * second, np.float32)), False) == (1000, 144)
     assert shape(_Item(0, np.zeros(29 * second, np.float32)), False) == (3000, 384)
+
+
+def test_timed_pieces_carry_the_untimed_text_cut_between_words(model: Any) -> None:
+    """Text is decoded without timestamp tokens either way; asked for timed pieces, the same
+    text comes back cut at pauses and word ends, each piece within the clip and at most
+    MAX_PIECE_SECONDS long unless it is one unsplittable run."""
+    clip = audio.load(str(shared_clip("zh/mossttsd/single_reference_dialogue.wav")))
+    untimed = decode_batch(model, [clip], DecodeOptions(language="zh", timestamps=False))[0]
+    timed = decode_batch(model, [clip], DecodeOptions(language="zh", timestamps=True))[0]
+    [whole] = untimed.pieces
+    assert "".join(p.text for p in timed.pieces).replace(" ", "") == whole.text.replace(" ", "")
+    assert len(timed.pieces) >= 3
+    text = "".join(p.text for p in timed.pieces)
+    ends, offset = textproc.word_ends(text), 0
+    previous_end = 0.0
+    for piece in timed.pieces:
+        assert previous_end - 0.01 <= piece.start < piece.end <= len(clip) / 16000 + 0.01
+        assert piece.end - piece.start <= MAX_PIECE_SECONDS + 1.0
+        offset += len(piece.text)
+        assert offset in ends  # never inside a word
+        previous_end = piece.end

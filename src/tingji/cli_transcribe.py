@@ -129,6 +129,12 @@ def run_transcribe(args: argparse.Namespace, settings: Settings) -> int:
                 f"language {transcript.language or '?'}",
                 file=sys.stderr,
             )
+            for gap in transcript.omitted:
+                print(
+                    f"{path}: {gap.start:.1f}–{gap.end:.1f} s left out: the model "
+                    f"repeated itself there under every search ({gap.reason})",
+                    file=sys.stderr,
+                )
         except OptionError:
             raise
         except TingjiError as exc:

@@ -22,6 +22,16 @@ class Replacement:
     replacement: str
 
 
+@dataclass(frozen=True)
+class Omission:
+    """A stretch of audio whose recognised text was dropped, and why (``repetition``: the
+    model repeated itself past belief under every search tried)."""
+
+    start: float
+    end: float
+    reason: str
+
+
 @dataclass
 class Segment:
     """A stretch of speech with its text. Times are seconds from the start of the audio."""
@@ -92,6 +102,7 @@ class Transcript:
     model: ModelInfo
     replacements: list[Replacement] = field(default_factory=list)
     source: str | None = None
+    omitted: list[Omission] = field(default_factory=list)
 
     @property
     def real_time_factor(self) -> float:

@@ -63,6 +63,9 @@ class Decoded:
     pieces: list[Piece]
     language: str
     language_probability: float | None = None
+    omitted: list[Piece] = field(default_factory=list)
+    """Stretches whose text was dropped as not speech (a repetition loop no search escaped);
+    ``text`` says why."""
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,14 @@ from tingji.engine.hotwords import Correction, HotwordIndex
 from tingji.engine.packing import Window
 from tingji.engine.vad import SAMPLE_RATE, WINDOW, SileroProbabilities, SpeechSegmenter, SpeechSpan
 from tingji.errors import AudioError, EmptyAudioError, OptionError, TooLongAudioError
-from tingji.types import Replacement, Segment, TranscribeOptions, Transcript, VadOptions
+from tingji.types import (
+    Omission,
+    Replacement,
+    Segment,
+    TranscribeOptions,
+    Transcript,
+    VadOptions,
+)
 
 BLOCK_SECONDS = 30.0
 LANGUAGE_PROBE_SECONDS = 8.0
@@ -49,6 +56,8 @@ queues behind the last, so a model with several replicas never waits for the rea
 Source = str | BinaryIO
 Timed = tuple[float, float, Piece]
 """A decoded piece with its start and end on the input's time line."""
+Decoding = tuple[list[Timed], list[Timed]]
+"""A window's pieces, and the stretches whose text was dropped (:attr:`Decoded.omitted`)."""
 
 
 class Transcription:
@@ -89,6 +98,8 @@ class Transcription:
         self.language_probability: float | None = None if options.language is None else 1.0
         self.segments: list[Segment] = []
         self.replacements: list[Replacement] = []
+        self.omitted: list[Omission] = []
+        """Stretches whose text was dropped as a repetition loop."""
         self.processing_time = 0.0
         self._hotwords = HotwordIndex(list(options.hotwords)) if options.hotwords else None
         self._ready: list[Window] = []
@@ -96,7 +107,7 @@ class Transcription:
         """Windows sent to be decoded so far."""
         self._speech: tuple[float, float] | None = None
         """Where VAD heard speech, in a file decoded whole (seconds)."""
-        self._in_flight: deque[tuple[list[Window], Future[list[list[Timed]]]]] = deque()
+        self._in_flight: deque[tuple[list[Window], Future[list[Decoding]]]] = deque()
         self._pool: ThreadPoolExecutor | None = None
         self._iterator: Iterator[Segment] | None = None
 
@@ -122,6 +133,7 @@ class Transcription:
             model=self.backend.info,
             replacements=self.replacements,
             source=self.name,
+            omitted=sorted(self.omitted, key=lambda o: o.start),
         )
 
     def _run(self) -> Iterator[Segment]:
@@ -256,7 +268,8 @@ class Transcription:
         """Take the oldest batch of windows in flight; yield its segments in order."""
         windows, decoding = self._in_flight.popleft()
         timed = decoding.result()
-        for window, found in zip(windows, timed, strict=True):
+        for window, (found, dropped) in zip(windows, timed, strict=True):
+            self._omit(dropped)
             if len(window.parts) > 1 and self._timestamps(window):
                 # A packed window sometimes comes back with a whole utterance left out;
                 # decode any span the text does not reach on its own.
@@ -267,8 +280,9 @@ class Transcription:
                         single = Window()
                         single.add(part.span, part.clip)
                         alone.append(single)
-                for extra in self._decode(alone):
+                for extra, dropped in self._decode(alone):
                     found += extra
+                    self._omit(dropped)
                 found.sort(key=lambda item: item[0])
             for n, (start, end, piece) in enumerate(found):
                 text = self._postprocess(piece, last=n == len(found) - 1)
@@ -290,13 +304,19 @@ class Transcription:
                 yield segment
             self.position = window.end
 
+    def _omit(self, dropped: list[Timed]) -> None:
+        self.omitted.extend(
+            Omission(round(start, 3), round(end, 3), piece.text) for start, end, piece in dropped
+        )
+
     def _timestamps(self, window: Window) -> bool:
         """Timed pieces for long windows only: a short one is one segment, and Whisper is
         more accurate on it without timestamp tokens."""
         return window.length / SAMPLE_RATE > TIMESTAMP_WINDOW_SECONDS
 
-    def _decode(self, windows: list[Window]) -> list[list[Timed]]:
-        """Decode windows (hinting hotwords); each one's pieces on the input's time line."""
+    def _decode(self, windows: list[Window]) -> list[Decoding]:
+        """Decode windows (hinting hotwords); each one's pieces, and the stretches whose text
+        was dropped, on the input's time line."""
         assert self.language is not None
         if not windows:
             return []
@@ -330,12 +350,7 @@ class Transcription:
         timed = []
         for window, result in zip(windows, decoded, strict=True):
             assert result is not None
-            pieces = []
-            for piece in result.pieces:
-                start = window.to_original(piece.start, is_end=False)
-                end = max(start, window.to_original(piece.end, is_end=True))
-                pieces.append((start, end, piece))
-            timed.append(pieces)
+            timed.append((_on_input(window, result.pieces), _on_input(window, result.omitted)))
         return timed
 
     def _decode_clips(self, clips: list[np.ndarray], options: DecodeOptions) -> list[Decoded]:
@@ -384,6 +399,16 @@ class Transcription:
             Replacement(len(self.segments), c.original, c.replacement) for c in corrections
         )
         return text
+
+
+def _on_input(window: Window, pieces: list[Piece]) -> list[Timed]:
+    """Pieces with their times on the input's time line."""
+    timed = []
+    for piece in pieces:
+        start = window.to_original(piece.start, is_end=False)
+        end = max(start, window.to_original(piece.end, is_end=True))
+        timed.append((start, end, piece))
+    return timed
 
 
 def hint_for(terms: Sequence[str], language: str | None) -> str | None:

@@ -4,6 +4,7 @@
 - :func:`inverse_normalize` — ITN for Chinese: 二零二五年 → 2025年, 百分之二十五 → 25%
   (WeTextProcessing's shipped grammars); ordinary words such as 一些 and 两个 stay words.
 - :func:`punctuate` — closes a CJK segment that Whisper left without punctuation.
+- :func:`word_ends` — where Chinese words end in a text (jieba), so a line is never cut inside one.
 """
 
 from __future__ import annotations
@@ -80,3 +81,35 @@ def join_segments(texts: list[str], language: str) -> str:
     if language in CJK_LANGUAGES:
         return "".join(t.strip() for t in texts)
     return " ".join(t.strip() for t in texts if t.strip())
+
+
+_jieba_lock = threading.Lock()
+
+
+@functools.cache
+def _segmenter() -> Any:
+    """jieba's tokenizer, its dictionary cache kept in a private per-user folder (not the
+    shared temp directory, where another local user could plant one)."""
+    import os
+    from pathlib import Path
+
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tingji"
+    tokenizer = jieba.Tokenizer()
+    try:
+        cache.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tokenizer.tmp_dir = str(cache)
+    except OSError:  # read-only home: jieba builds its table in memory each start
+        tokenizer.tmp_dir = None
+        tokenizer.cache_file = os.devnull
+    return tokenizer
+
+
+def word_ends(text: str) -> set[int]:
+    """Offsets in ``text`` where a word ends, by jieba's segmentation of Chinese (any other
+    script's words end at spaces, which jieba keeps as tokens of their own)."""
+    segmenter = _segmenter()
+    with _jieba_lock:
+        return {end for _, _, end in segmenter.tokenize(text)}

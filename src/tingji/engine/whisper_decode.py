@@ -7,7 +7,16 @@ Batching never changes a result: each utterance is fed exactly as faster-whisper
 5 s past a 3 s tail (``fit``, the default) or to Whisper's whole 30 s window (``full``), and
 is batched only with utterances of the same padded length (and so token budget), set by its
 own length. A result that looks wrong is decoded again with deterministic searches
-(:data:`RETRIES`), never by sampling, so the same audio always gives the same text.
+(:data:`RETRIES`), never by sampling, so the same audio always gives the same text. Text
+still implausible after them (a phrase over and over, more words than the time can hold) is
+cut to one copy of each repeated phrase, and dropped if even that is implausible: the caller
+gets the stretch in :attr:`Decoded.omitted` instead of garbage.
+
+Text is always decoded without Whisper's timestamp tokens: they cost words (on the shared
+clips, pooled CER 0.171 with them against 0.153 without, and English WER 0.044 against 0.025).
+Where the caller wants timed pieces, the words are placed on the audio by the decoder's
+cross-attention (CTranslate2's ``align``, as faster-whisper's word timestamps are) and the
+text is cut into pieces at sentence ends and pauses (:func:`_split_words`).
 
 The model, feature extractor and tokenizer are faster-whisper's; the loop around them is ours.
 """
@@ -22,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from tingji.engine import text as textproc
 from tingji.engine.backend import Decoded, DecodeOptions, Piece
 
 SAMPLE_RATE = 16000
@@ -50,6 +60,8 @@ back as its 14-character sentence three times over, at a compression ratio of 2.
 MAX_WORDS_PER_SECOND = 6.0
 """The same for words of other scripts: fast English is 4–5 words a second."""
 SPARE_SECONDS = 0.5
+OMITTED_REPETITION = "repetition"
+"""Why a stretch's text was dropped: it repeated itself past belief under every search."""
 RETRIES: tuple[dict[str, Any], ...] = (
     {"repetition_penalty": 1.15, "no_repeat_ngram_size": 6},
     {"beam_size": 1, "repetition_penalty": 1.3, "no_repeat_ngram_size": 4},
@@ -60,6 +72,26 @@ COMPRESSION_RATIO_THRESHOLD = 2.4
 LOG_PROB_THRESHOLD = -1.0
 NO_SPEECH_THRESHOLD = 0.6
 MAX_INITIAL_TIMESTAMP = 1.0
+ALIGN_FRAMES_PER_SECOND = 50
+"""The encoder's time steps a second: alignment times are in these."""
+PAUSE_SECONDS = 0.5
+"""A silence this long between two words ends a timed piece."""
+MAX_PIECE_SECONDS = 7.0
+"""A timed piece longer than this is cut at its widest pause or last comma."""
+MAX_WORD_SECONDS = 1.5
+"""A word (a Han character) is never longer than this: alignment stretches the last word of a
+sentence over the silence after it."""
+_SENTENCE_END = set("。！？!?.…")
+_CLAUSE_END = _SENTENCE_END | set("，,、；;：:")
+_TRAILING_PARTICLES = set("吗呢吧啊呀嘛啦哦")
+"""Chinese particles that end a sentence: a piece never begins with one."""
+
+
+@dataclass(frozen=True)
+class _Word:
+    text: str
+    start: float
+    end: float
 
 
 @dataclass
@@ -72,6 +104,7 @@ class _Item:
     text: str = ""
     language: str = ""
     language_probability: float | None = None
+    words: list[_Word] = field(default_factory=list)
 
     @property
     def seconds(self) -> float:
@@ -130,6 +163,11 @@ def _decode_group(
         for item in items:
             if _needs_fallback(item):
                 _fallback(model, item, options, frames, budget)
+    if options.timestamps:
+        for language, group in by_language.items():
+            same = len(group) == len(items)
+            source = encoded if same else _encode(model, [item.audio for item in group], frames)
+            _align(model, source, group, options, language)
 
 
 def features(model: Any, clips: Sequence[np.ndarray], frames: int) -> np.ndarray:
@@ -176,7 +214,7 @@ def _prompt(model: Any, tokenizer: Any, options: DecodeOptions) -> list[int]:
     prompt: list[int] = model.get_prompt(
         tokenizer,
         previous,
-        without_timestamps=not options.timestamps,
+        without_timestamps=True,
         hotwords=options.hint or None,
     )
     return prompt
@@ -213,7 +251,7 @@ def _generate(
         item.tokens = list(tokens)
         item.avg_logprob = float(result.scores[0]) * len(tokens) / (len(tokens) + 1)
         item.text = _text(tokenizer, item.tokens)
-        if _too_fast(item.text, item.seconds):
+        if _implausible(item.text, item.seconds):
             _cut_loop(tokenizer, item)
 
 
@@ -221,15 +259,39 @@ def _text(tokenizer: Any, tokens: list[int]) -> str:
     return str(tokenizer.decode([t for t in tokens if t < tokenizer.eot])).strip()
 
 
+_REPEAT = re.compile(r"(\S.*?)(?:[\s,，、。.!！?？;；…-]*\1){2,}", re.DOTALL)
+"""A phrase (two characters or more, or one followed by a separator) three or more times in a
+row, with or without punctuation between."""
+
+
+def collapse_repeats(text: str) -> str:
+    """One copy of each phrase said three or more times in a row (「天然 天然 天然」 → 「天然」,
+    "Swee,Swee,Swee" → "Swee"); a single repeated character (哈哈哈, 对对对) stays."""
+
+    def one(match: re.Match[str]) -> str:
+        unit = match.group(1)
+        return unit if len(unit.strip()) >= 2 else match.group(0)
+
+    previous = None
+    while previous != text:
+        previous, text = text, _REPEAT.sub(one, text)
+    return text
+
+
 def _cut_loop(tokenizer: Any, item: _Item) -> None:
-    """Keep one round of a sequence that repeats itself from the start (the same sentence two
-    or more times over, perhaps cut off in the last round)."""
+    """A decode that repeats itself: keep one round of a sequence that repeats from the start
+    (the same sentence two or more times over, perhaps cut off in the last round), else one
+    copy of each phrase repeated three or more times."""
     tokens = item.tokens
     for period in range(1, len(tokens) // 2 + 1):
         if all(tokens[n] == tokens[n - period] for n in range(period, len(tokens))):
             item.tokens = tokens[:period]
             item.text = _text(tokenizer, item.tokens)
             return
+    collapsed = collapse_repeats(item.text)
+    if collapsed != item.text:
+        item.text = collapsed
+        item.tokens = list(tokenizer.encode(collapsed))
 
 
 def _compression_ratio(text: str) -> float:
@@ -283,41 +345,118 @@ def _decoded(model: Any, item: _Item, options: DecodeOptions) -> Decoded:
     no_speech = float(item.result.no_speech_prob)
     if no_speech > NO_SPEECH_THRESHOLD and item.avg_logprob < LOG_PROB_THRESHOLD:
         return Decoded([], item.language, item.language_probability)
-    if options.timestamps:
-        tokenizer = _tokenizer(model, options, item.language)
-        pieces = _timed_pieces(tokenizer, item.tokens, duration)
+    if item.text and _implausible(item.text, duration):
+        dropped = Piece(0.0, duration, OMITTED_REPETITION, item.avg_logprob, no_speech)
+        return Decoded([], item.language, item.language_probability, omitted=[dropped])
+    if options.timestamps and item.words:
         pieces = [
-            Piece(p.start, p.end, p.text, item.avg_logprob, no_speech) for p in pieces if p.text
+            Piece(p.start, p.end, p.text, item.avg_logprob, no_speech)
+            for p in _split_words(item.words, duration)
         ]
     else:
         pieces = [Piece(0.0, duration, item.text, item.avg_logprob, no_speech)] if item.text else []
     return Decoded(pieces, item.language, item.language_probability)
 
 
-def _timed_pieces(tokenizer: Any, tokens: list[int], duration: float) -> list[Piece]:
-    """Split a sequence at Whisper's timestamp tokens into timed pieces."""
-    begin = tokenizer.timestamp_begin
-    pieces: list[Piece] = []
-    start: float | None = None
-    text_tokens: list[int] = []
+def _align(
+    model: Any, encoded: Any, items: list[_Item], options: DecodeOptions, language: str
+) -> None:
+    """Place each item's words on its audio with the decoder's cross-attention."""
+    tokenizer = _tokenizer(model, options, language)
+    texts = [[t for t in item.tokens if t < tokenizer.eot] for item in items]
+    chosen = [n for n, tokens in enumerate(texts) if tokens]
+    if not chosen:
+        return
+    if len(chosen) < len(items):
+        import ctranslate2
 
-    def flush(end: float) -> None:
-        text = tokenizer.decode(text_tokens).strip()
-        if text:
-            first = start if start is not None else (pieces[-1].end if pieces else 0.0)
-            pieces.append(Piece(min(first, duration), min(max(end, first), duration), text))
-        text_tokens.clear()
+        encoded = ctranslate2.StorageView.from_array(np.asarray(encoded)[chosen])
+    own = [min(MAX_FRAMES, -(-len(items[n].audio) // SAMPLES_PER_FRAME)) for n in chosen]
+    results = model.model.align(encoded, tokenizer.sot_sequence, [texts[n] for n in chosen], own)
+    for n, result in zip(chosen, results, strict=True):
+        items[n].words = _words(tokenizer, texts[n], result)
 
-    for token in tokens:
-        if token >= begin:
-            moment = (token - begin) * TIME_PRECISION
-            if text_tokens:
-                flush(moment)
-                start = None
-            else:
-                start = moment
-        elif token < tokenizer.eot:
-            text_tokens.append(token)
-    if text_tokens:
-        flush(duration)
-    return pieces
+
+def _words(tokenizer: Any, tokens: list[int], result: Any) -> list[_Word]:
+    """Words with their times, from one alignment (faster-whisper's ``find_alignment``)."""
+    words, word_tokens = tokenizer.split_to_word_tokens(tokens + [tokenizer.eot])
+    if len(word_tokens) <= 1 or not result.alignments:
+        return []
+    text_indices = np.array([pair[0] for pair in result.alignments])
+    time_indices = np.array([pair[1] for pair in result.alignments])
+    boundaries = np.pad(np.cumsum([len(t) for t in word_tokens[:-1]]), (1, 0))
+    jumps = np.pad(np.diff(text_indices), (1, 0), constant_values=1).astype(bool)
+    jump_times = time_indices[jumps] / ALIGN_FRAMES_PER_SECOND
+    if len(jump_times) <= boundaries[-1]:
+        return []
+    starts, ends = jump_times[boundaries[:-1]], jump_times[boundaries[1:]]
+    return [
+        _Word(word, float(start), float(min(end, start + MAX_WORD_SECONDS)))
+        for word, start, end in zip(words[:-1], starts, ends, strict=True)
+    ]
+
+
+def _split_words(words: list[_Word], duration: float) -> list[Piece]:
+    """Timed pieces from aligned words.
+
+    The alignment gives each word the time up to the next word's start, so a pause shows as a
+    word longer than its neighbours: its excess over twice the median word is the pause after
+    it. Pieces end after a sentence's end and at pauses of :data:`PAUSE_SECONDS`; in Chinese
+    only between words (jieba's) and never before a sentence-final particle. A piece over
+    :data:`MAX_PIECE_SECONDS` is cut at its widest pause, where a punctuation mark or a space
+    Whisper wrote counts as one more pause of :data:`PAUSE_SECONDS`.
+    """
+    typical = 2.0 * float(np.median([w.end - w.start for w in words]))
+    pauses = [max(0.0, w.end - w.start - typical) for w in words]
+    offsets = np.cumsum([len(w.text) for w in words])
+    text = "".join(w.text for w in words)
+    ends = textproc.word_ends(text) if _HAN.search(text) else set()
+
+    def allowed(n: int) -> bool:
+        word, following = words[n], words[n + 1]
+        if not _HAN.search(word.text + following.text[:1]):
+            return True  # whole words
+        if following.text.strip()[:1] in _TRAILING_PARTICLES:
+            return False
+        return bool(offsets[n] in ends)
+
+    def width(n: int) -> float:
+        marked = words[n].text.strip()[-1:] in _CLAUSE_END or words[n + 1].text.startswith(" ")
+        return pauses[n] + (PAUSE_SECONDS if marked else 0.0)
+
+    cuts = [
+        n
+        for n in range(len(words) - 1)
+        if allowed(n)
+        and (words[n].text.strip()[-1:] in _SENTENCE_END or pauses[n] >= PAUSE_SECONDS)
+    ]
+    runs, first = [], 0
+    for n in cuts + [len(words) - 1]:
+        runs.append(range(first, n + 1))
+        first = n + 1
+    out = []
+    for run in runs:
+        for part in _cut_long(words, run, allowed, width):
+            text = "".join(words[n].text for n in part).strip()
+            if not text:
+                continue
+            last = words[part[-1]]
+            start = min(words[part[0]].start, duration)
+            end = min(last.start + max(typical, 0.2), last.end, duration)
+            out.append(Piece(start, max(end, start), text))
+    return out
+
+
+def _cut_long(words: list[_Word], run: range, allowed: Any, width: Any) -> list[range]:
+    """Cut a run of words longer than :data:`MAX_PIECE_SECONDS` at its widest allowed pause,
+    away from its ends, again until every part fits."""
+    if len(run) < 2 or words[run[-1]].end - words[run[0]].start <= MAX_PIECE_SECONDS:
+        return [run]
+    inner = range(run[0] + len(run) // 5, run[-1] - len(run) // 5)
+    choices = [n for n in inner if allowed(n)]
+    if not choices:  # one long word: keep it whole
+        return [run]
+    best = max(choices, key=width)
+    return _cut_long(words, range(run[0], best + 1), allowed, width) + _cut_long(
+        words, range(best + 1, run[-1] + 1), allowed, width
+    )

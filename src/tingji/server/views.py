@@ -31,6 +31,7 @@ def transcript_view(
         "model": {k: v for k, v in asdict(transcript.model).items() if k != "path"},
         "segments": [asdict(s) for s in transcript.segments],
         "replacements": [asdict(r) for r in transcript.replacements],
+        "omitted": [asdict(o) for o in transcript.omitted],
     }
 
 

@@ -75,6 +75,11 @@ TEXTS: dict[str, tuple[str, str]] = {
     "det.device": ("设备", "Device"),
     "det.model": ("模型", "Model"),
     "det.replacements": ("热词纠正", "Hotword corrections"),
+    "det.omitted": ("已略去", "Left out"),
+    "det.omitted.value": (
+        "{spans}：模型在此反复重复同一句，不像语音，未写入文字",
+        "{spans}: the model kept repeating itself there; no text written",
+    ),
     # batch
     "batch.files": ("多个文件（可拖放）", "Files (drop several here)"),
     "batch.run": ("开始批量识别", "Start batch"),

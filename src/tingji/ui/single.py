@@ -66,7 +66,11 @@ def details_table(transcript: Transcript, name: str, lang: str) -> str:
     if transcript.replacements:
         fixes = "，".join(f"{r.original} → {r.replacement}" for r in transcript.replacements)
         rows.append(("det.replacements", fixes))
-    return kv_table([(t(key, lang), value) for key, value in rows])
+    pairs = [(t(key, lang), value) for key, value in rows]
+    if transcript.omitted:
+        spans = "，".join(f"{clock(o.start)}–{clock(o.end)}" for o in transcript.omitted)
+        pairs.append((t("det.omitted", lang), t("det.omitted.value", lang, spans=spans)))
+    return kv_table(pairs)
 
 
 def text_panel(page: Page, elem: str, label: str = "single.text") -> tuple[gr.Markdown, gr.HTML]:
