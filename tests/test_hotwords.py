@@ -109,10 +109,19 @@ def test_nothing_close_changes_nothing() -> None:
         ("太乙真任何时候都在", "太乙真人"),  # 任 belongs to 任何
         ("京都很美", "金都"),  # 京都 is a known word
         ("国金算力", "精算"),  # 金 may end the word before
+        ("这需要分析一下", "汾西"),  # two-character exact homophone: a real word
     ],
 )
 def test_common_words_near_a_term_are_left_alone(text: str, term: str) -> None:
     assert correct(text, [term]) == (text, [])
+
+
+def test_an_exact_homophone_that_is_no_word_is_repaired() -> None:
+    # fu4 dan4 both: Whisper chose characters that make no word
+    assert correct("跟傅旦去建了精算学院", ["复旦"]) == (
+        "跟复旦去建了精算学院",
+        [Correction(1, 3, "傅旦", "复旦")],
+    )
 
 
 def test_latin_terms_are_normalised() -> None:

@@ -34,9 +34,10 @@ Why correction is stricter than hint selection
     so 太一真人 becomes 太乙真人 but 杭州西部 stays) and further requires that the window
 
     - shares at least half of its characters with the term (燕之污 for 燕之屋, not 言之物);
-    - for a two-character term, is no exact homophone: the recogniser heard the sounds right
-      and chose other characters, which for two characters is almost always a real word (科技
-      against 科济, 团员 against 团圆); a confusable sound (金算 for 精算) is repaired;
+    - for a two-character term, is no exact homophone that is itself a word of jieba's
+      dictionary: the recogniser heard the sounds right and chose a real word (科技 against
+      科济, 团员 against 团圆, 分析 against 汾西); an exact homophone that is no word (傅旦 for
+      复旦) and a confusable sound (金算 for 精算) are repaired;
     - overlaps no exact occurrence of any hotword and lies in one run of Chinese characters
       (no punctuation, digits or Latin inside; numbers belong to ITN);
     - is not itself a word of pypinyin's phrase list, and changes no grammatical particle
@@ -74,6 +75,8 @@ from functools import lru_cache
 
 from pypinyin import Style, lazy_pinyin, pinyin
 from pypinyin.constants import PHRASES_DICT
+
+from tingji.engine import text as textproc
 
 DEFAULT_CORRECT_THRESHOLD = 0.85
 """Minimum similarity (0–1) for :func:`correct` to replace a window."""
@@ -367,10 +370,11 @@ class HotwordIndex:
                 cost, changed = _align(term, text[start:end], readings[start:end])
                 if cost > max_cost + _EPS or (size == 2 and len(changed) > 1):
                     continue
-                if strict and size == 2 and cost < _EPS:
-                    continue
                 changed = [start + k for k in changed]
-                if strict and not _safe_to_replace(text, start, end, term.text, changed):
+                if strict and size == 2 and cost < _EPS:
+                    if not _homophone_slip(text, start, end, changed):
+                        continue
+                elif strict and not _safe_to_replace(text, start, end, term.text, changed):
                     continue
                 yield _Candidate(start, end, term.text, size, cost)
 
@@ -392,6 +396,21 @@ def _safe_to_replace(text: str, start: int, end: int, term: str, changed: list[i
                 right = left + size
                 if (left < start or right > end) and text[left:right] in PHRASES_DICT:
                     return False
+    return True
+
+
+def _homophone_slip(text: str, start: int, end: int, changed: list[int]) -> bool:
+    """Whether two characters that read exactly as a two-character term are a slip for it:
+    they make no word of jieba's dictionary, no particle is changed, and no word of 2–4
+    characters reaches across either edge (跟傅旦去: 傅旦, 跟傅 and 旦去 are no words)."""
+    if textproc.is_word(text[start:end]) or any(text[i] in _PARTICLES for i in changed):
+        return False
+    for size in (2, 3, 4):
+        for left in range(max(0, start - size + 1), end):
+            right = left + size
+            crosses = left < start < right or left < end < right
+            if crosses and right <= len(text) and textproc.is_word(text[left:right]):
+                return False
     return True
 
 

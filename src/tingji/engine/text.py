@@ -113,3 +113,11 @@ def word_ends(text: str) -> set[int]:
     segmenter = _segmenter()
     with _jieba_lock:
         return {end for _, _, end in segmenter.tokenize(text)}
+
+
+def is_word(text: str) -> bool:
+    """Whether ``text`` is a word of jieba's dictionary (a real word, not a homophone slip)."""
+    segmenter = _segmenter()
+    with _jieba_lock:
+        segmenter.check_initialized()
+        return segmenter.FREQ.get(text, 0) > 0
