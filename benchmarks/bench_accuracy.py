@@ -6,7 +6,9 @@ clips (pooled WER), and the 136 s long file (CER), with the language given and b
 
 - ``tingji``: the default pipeline through the service;
 - ``tingji full``: ``TINGJI_DECODE_WINDOW=full`` (every utterance padded to 30 s);
-- ``plain``: ``WhisperModel.transcribe(path, language=..., beam_size=5)``.
+- ``plain``: ``WhisperModel.transcribe(path, language=..., beam_size=5)``;
+- ``batched``: faster-whisper's ``BatchedInferencePipeline`` (batch 8), on the long file only:
+  the speed tingji's long-file path is measured against, per family.
 
 Speed is audio seconds per wall second over the same work (the clips decode one at a time on
 both sides here; batch jobs and the long file's batching are measured by `batch` and `long`).
@@ -23,7 +25,7 @@ from benchmarks import common
 from tingji.scoring import pooled_cer
 
 NAME = "accuracy"
-VARIANTS = ("tingji", "tingji full", "plain")
+VARIANTS = ("tingji", "tingji full", "plain", "batched")
 LONG = "long/zh_dev_concat.wav"
 
 
@@ -43,7 +45,18 @@ def long_clip() -> common.Clip:
 def measure(variant: str, family: str) -> dict[str, Any]:
     os.environ["CT2_FORCE_CPU_ISA"] = family
     zh, en, long = common.clips("zh/"), common.clips("en/"), long_clip()
-    if variant == "plain":
+    if variant == "batched":
+        from faster_whisper import BatchedInferencePipeline
+
+        pipeline = BatchedInferencePipeline(common.plain_model())
+        zh, en = [], []
+
+        def run(clip: common.Clip) -> str:
+            segments, _ = pipeline.transcribe(
+                clip.path, language=clip.lang, beam_size=common.BEAM_SIZE, batch_size=8
+            )
+            return common.plain_text(segments)
+    elif variant == "plain":
         model = common.plain_model()
 
         def run(clip: common.Clip) -> str:
@@ -73,6 +86,9 @@ def measure(variant: str, family: str) -> dict[str, Any]:
             for clip in clips:
                 texts.append(run(clip))
         audio = sum(c.duration for c in clips)
+        if not clips:
+            results[label] = None
+            continue
         if label == "en":
             edits = words = 0
             for clip, text in zip(clips, texts, strict=True):
@@ -99,6 +115,9 @@ def main() -> dict[str, Any]:
         plain = next(r for r in runs if r["family"] == run["family"] and r["variant"] == "plain")
         cells = [run["family"], run["variant"]]
         for label in ("zh", "en", "long"):
+            if run[label] is None:
+                cells += ["–", "–"]
+                continue
             error, base = run[label]["error"], plain[label]["error"]
             ratio = f" ({error / base:.2f}×)" if run is not plain and base else ""
             cells += [f"{error:.3f}{ratio}", f"{run[label]['speed']:.1f}×"]
@@ -109,10 +128,19 @@ def main() -> dict[str, Any]:
         ["family", "variant", "zh CER", "zh speed", "en WER", "en speed", "long CER", "long speed"],
         rows,
     )
+    for family in families():
+        mine = next(r for r in runs if r["family"] == family and r["variant"] == "tingji")
+        batched = next(r for r in runs if r["family"] == family and r["variant"] == "batched")
+        print(
+            f"{family}: long file {mine['long']['speed']:.1f}× real time, "
+            f"{mine['long']['speed'] / batched['long']['speed']:.2f}× the batched pipeline "
+            f"({batched['long']['speed']:.1f}×, CER {batched['long']['error']:.3f})"
+        )
     demo = "zh/funasr/asr_example_zh.wav"
     print("\nthe demo clip:")
     for run in runs:
-        print(f"  {run['family']:7s} {run['variant']:12s} {run['zh']['texts'][demo]}")
+        if run["zh"] is not None:
+            print(f"  {run['family']:7s} {run['variant']:12s} {run['zh']['texts'][demo]}")
     results = {"runs": runs}
     common.save(NAME, results)
     return results

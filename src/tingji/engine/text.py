@@ -121,3 +121,9 @@ def is_word(text: str) -> bool:
     with _jieba_lock:
         segmenter.check_initialized()
         return segmenter.FREQ.get(text, 0) > 0
+
+
+def warm() -> None:
+    """Load jieba's dictionary (about a second) in the background, so the first timed Chinese
+    segment does not wait for it."""
+    threading.Thread(target=is_word, args=("中文",), name="tingji-jieba", daemon=True).start()

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from tingji.engine import text as textproc
 from tingji.engine.backend import (
     Backend,
     BackendSpec,
@@ -108,6 +109,7 @@ class WhisperBackend:
             _one_blas_thread()
         from faster_whisper import WhisperModel
 
+        textproc.warm()  # while the model loads
         try:
             self._model: Any = WhisperModel(
                 str(path),
