@@ -149,3 +149,15 @@ def test_timed_pieces_carry_the_untimed_text_cut_between_words(model: Any) -> No
         offset += len(piece.text)
         assert offset in ends  # never inside a word
         previous_end = piece.end
+
+
+def test_a_silent_clip_beside_speech_leaves_the_speech_timed(model: Any) -> None:
+    clip = audio.load(str(shared_clip("zh/mossttsd/single_reference_dialogue.wav")))
+    silence = np.zeros_like(clip)
+    options = DecodeOptions(language="zh", timestamps=True)
+    alone = decode_batch(model, [clip], options)[0]
+    speech, quiet = decode_batch(model, [silence, clip], options)[::-1]
+    assert quiet.pieces == []
+    assert [(p.start, p.end, p.text) for p in speech.pieces] == [
+        (p.start, p.end, p.text) for p in alone.pieces
+    ]

@@ -167,7 +167,7 @@ def _decode_group(
         for language, group in by_language.items():
             same = len(group) == len(items)
             source = encoded if same else _encode(model, [item.audio for item in group], frames)
-            _align(model, source, group, options, language)
+            _align(model, source, group, options, language, frames)
 
 
 def features(model: Any, clips: Sequence[np.ndarray], frames: int) -> np.ndarray:
@@ -359,18 +359,23 @@ def _decoded(model: Any, item: _Item, options: DecodeOptions) -> Decoded:
 
 
 def _align(
-    model: Any, encoded: Any, items: list[_Item], options: DecodeOptions, language: str
+    model: Any,
+    encoded: Any,
+    items: list[_Item],
+    options: DecodeOptions,
+    language: str,
+    frames: int,
 ) -> None:
-    """Place each item's words on its audio with the decoder's cross-attention."""
+    """Place each item's words on its audio with the decoder's cross-attention (``encoded``:
+    the items' encoder output, padded to ``frames``)."""
     tokenizer = _tokenizer(model, options, language)
     texts = [[t for t in item.tokens if t < tokenizer.eot] for item in items]
     chosen = [n for n, tokens in enumerate(texts) if tokens]
     if not chosen:
         return
-    if len(chosen) < len(items):
-        import ctranslate2
-
-        encoded = ctranslate2.StorageView.from_array(np.asarray(encoded)[chosen])
+    if len(chosen) < len(items):  # some came back empty: encode the others alone (on a GPU
+        # the encoder output cannot be sliced on the host)
+        encoded = _encode(model, [items[n].audio for n in chosen], frames)
     own = [min(MAX_FRAMES, -(-len(items[n].audio) // SAMPLES_PER_FRAME)) for n in chosen]
     results = model.model.align(encoded, tokenizer.sot_sequence, [texts[n] for n in chosen], own)
     for n, result in zip(chosen, results, strict=True):
