@@ -276,3 +276,19 @@ def test_index_is_fast_on_a_large_glossary(glossary: list[str]) -> None:
         index.correct(text)
         timings.append(time.perf_counter() - started)
     assert statistics.median(timings) < 0.010
+
+
+def test_a_term_the_hinted_pass_lost_is_written_back() -> None:
+    from tingji.engine.pipeline import restore_terms
+
+    # the first pass had 广州市, the hinted pass 国州市 but the term it was hinted with
+    assert restore_terms(
+        "广州市佛地产中间协会分析", ["国州市 房地产中介协会分析"], {"广州市"}, {"房地产中介协会"}
+    ) == ["广州市 房地产中介协会分析"]
+    pieces = restore_terms("我在广州市", ["我在", "国州市。"], {"广州市"}, set())
+    assert pieces == ["我在", "广州市。"]
+    # nowhere to put it: other words of another length, or over a term the hinted pass has
+    assert restore_terms("广州市", ["说了别的话题"], {"广州市"}, set()) == ["说了别的话题"]
+    assert restore_terms("房地产中间", ["房地产中介协会"], {"地产中间"}, {"房地产中介协会"}) == [
+        "房地产中介协会"
+    ]

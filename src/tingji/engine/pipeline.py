@@ -9,11 +9,15 @@ block, whatever the length of the input.
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import re
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
+from difflib import SequenceMatcher
 from typing import BinaryIO
 
 import numpy as np
@@ -355,7 +359,9 @@ class Transcription:
 
     def _decode_clips(self, clips: list[np.ndarray], options: DecodeOptions) -> list[Decoded]:
         """One batched pass; with a long glossary, a second pass per clip hinted with the
-        terms that sound like its first pass, kept unless it lost terms."""
+        terms that sound like its first pass. A term the first pass wrote out and the hinted
+        pass lost is put back where the hinted pass has other characters for it
+        (:meth:`_restore`); the hinted pass is then kept unless it has fewer terms."""
         if not clips:
             return []
         decoded = self.backend.decode_many(clips, options)
@@ -373,17 +379,30 @@ class Transcription:
                 [clips[n] for n in chosen], replace(options, hint=hint)
             )
             for n, again in zip(chosen, second, strict=True):
-                if self._terms_found(again) >= self._terms_found(decoded[n]):
+                lost = self._terms_found(decoded[n]) - self._terms_found(again)
+                if lost:
+                    again = self._restore(decoded[n], again, lost)
+                if len(self._terms_found(again)) >= len(self._terms_found(decoded[n])):
                     decoded[n] = again
         return decoded
 
-    def _terms_found(self, decoded: Decoded) -> int:
-        """How many glossary terms a pass has, after correction: the hinted pass is kept
-        unless it lost terms the plain pass already had."""
+    def _terms_found(self, decoded: Decoded) -> set[str]:
+        """The glossary terms a pass has, after correction."""
         assert self._hotwords is not None
         text = self._script_for_matching("".join(p.text for p in decoded.pieces))
         corrected, _ = self._hotwords.correct(text)
-        return sum(term in corrected for term in self._hotwords.terms)
+        return {term for term in self._hotwords.terms if term in corrected}
+
+    def _restore(self, first: Decoded, again: Decoded, lost: set[str]) -> Decoded:
+        """The hinted pass with the terms it lost from the first pass written back
+        (:func:`restore_terms`)."""
+        texts = [self._script_for_matching(p.text) for p in again.pieces]
+        if any(len(t) != len(p.text) for t, p in zip(texts, again.pieces, strict=True)):
+            return again  # a script conversion changed lengths: positions would not hold
+        before = self._script_for_matching("".join(p.text for p in first.pieces))
+        texts = restore_terms(before, texts, lost, self._terms_found(again))
+        pieces = [replace(p, text=t) for p, t in zip(again.pieces, texts, strict=True)]
+        return replace(again, pieces=pieces)
 
     def _hint(self, terms: Sequence[str]) -> str | None:
         return hint_for(terms, self.language)
@@ -399,6 +418,44 @@ class Transcription:
             Replacement(len(self.segments), c.original, c.replacement) for c in corrections
         )
         return text
+
+
+def restore_terms(before: str, texts: list[str], lost: set[str], found: set[str]) -> list[str]:
+    """Write terms back into a second pass (``texts``, its pieces) that the first pass
+    (``before``) had verbatim: where the two passes, aligned character by character, have as
+    many other characters for the term in the second (国州市 where the first had 广州市), inside
+    one piece and touching no occurrence of a term the second pass has (``found``)."""
+    texts = list(texts)
+    after = "".join(texts)
+    kept = [(m.start(), m.end()) for t in found for m in re.finditer(re.escape(t), after)]
+    ops = SequenceMatcher(None, before, after, autojunk=False).get_opcodes()
+
+    def mapped(i: int) -> int | None:  # where character i of the first pass went
+        for tag, a1, a2, b1, b2 in ops:
+            if a1 <= i < a2 and (tag == "equal" or (tag == "replace" and a2 - a1 == b2 - b1)):
+                return b1 + i - a1
+        return None
+
+    bounds = list(itertools.accumulate(len(t) for t in texts))
+    for term in sorted(lost, key=len, reverse=True):
+        for match in re.finditer(re.escape(term), before):
+            start, last = mapped(match.start()), mapped(match.end() - 1)
+            if start is None or last is None or last - start + 1 != len(term):
+                continue
+            end = last + 1
+            piece = bisect.bisect_right(bounds, start)
+            if (
+                piece >= len(texts)
+                or end > bounds[piece]
+                or any(start < b and a < end for a, b in kept)
+            ):
+                continue
+            offset = bounds[piece] - len(texts[piece])
+            text = texts[piece]
+            texts[piece] = text[: start - offset] + term + text[end - offset :]
+            kept.append((start, end))
+            break
+    return texts
 
 
 def _on_input(window: Window, pieces: list[Piece]) -> list[Timed]:
