@@ -57,6 +57,7 @@ def entry_transcript(entry: HistoryEntry) -> Transcript:
         model=ModelInfo("", entry.model, "", entry.device, ""),
         replacements=entry.replacements,
         source=entry.name,
+        omitted=entry.omitted,
     )
 
 

@@ -140,6 +140,7 @@ class HistoryEntry:
     options: dict[str, Any] = field(default_factory=dict)
     audio_file: str | None = None
     job_id: str | None = None
+    omitted: list[Omission] = field(default_factory=list)
 
 
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]

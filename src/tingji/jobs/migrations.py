@@ -78,6 +78,12 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "omitted stretches",
+        """
+        ALTER TABLE transcriptions ADD COLUMN omitted TEXT NOT NULL DEFAULT '[]';
+        """,
+    ),
 ]
 
 

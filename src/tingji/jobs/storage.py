@@ -22,6 +22,7 @@ from tingji.types import (
     HistoryEntry,
     JobFile,
     JobStatus,
+    Omission,
     Replacement,
     Segment,
     Transcript,
@@ -31,7 +32,7 @@ log = logging.getLogger("tingji.storage")
 
 _ENTRY_COLUMNS = (
     "id, created_at, name, language, duration, processing_time, model, device, text, "
-    "segments, replacements, options, audio_file, job_id"
+    "segments, replacements, options, audio_file, job_id, omitted"
 )
 
 
@@ -172,11 +173,12 @@ class Storage:
             json.dumps([asdict(r) for r in transcript.replacements], ensure_ascii=False),
             json.dumps(options, ensure_ascii=False),
             job_id,
+            json.dumps([asdict(o) for o in transcript.omitted], ensure_ascii=False),
         )
         sql = (
             "INSERT INTO transcriptions (created_at, name, audio_file, language, duration, "
-            "processing_time, model, device, text, segments, replacements, options, job_id) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "processing_time, model, device, text, segments, replacements, options, job_id, "
+            "omitted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         if db is not None:
             return int(db.execute(sql, row).lastrowid or 0)
@@ -541,6 +543,7 @@ def _entry(row: sqlite3.Row) -> HistoryEntry:
         options=json.loads(row["options"]),
         audio_file=row["audio_file"],
         job_id=row["job_id"],
+        omitted=[Omission(**o) for o in json.loads(row["omitted"])],
     )
 
 

@@ -52,6 +52,7 @@ def entry_view(entry: HistoryEntry, *, full: bool = True) -> dict[str, Any]:
     if full:
         view["segments"] = [asdict(s) for s in entry.segments]
         view["replacements"] = [asdict(r) for r in entry.replacements]
+        view["omitted"] = [asdict(o) for o in entry.omitted]
         view["options"] = entry.options
     return view
 
