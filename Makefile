@@ -31,8 +31,19 @@ lint: $(DEV)
 test: $(DEV) lint
 	$(BIN)/python -m pytest
 
+# `make bench` runs every benchmark, `make bench diarize long` only those named
+BENCHES := $(filter-out bench run test lint clean,$(MAKECMDGOALS))
+
 bench: $(DEV)
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks $(BENCHES)
+
+ifneq ($(filter bench,$(MAKECMDGOALS)),)
+ifneq ($(BENCHES),)
+.PHONY: $(BENCHES)
+$(BENCHES):
+	@:
+endif
+endif
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -10,6 +10,7 @@ from benchmarks import (
     bench_accuracy,
     bench_batch,
     bench_compute_type,
+    bench_diarize,
     bench_hotwords,
     bench_long,
     bench_server,
@@ -25,6 +26,7 @@ BENCHMARKS: dict[str, Callable[[], Any]] = {
     "compute": bench_compute_type.main,
     "streaming": bench_streaming.main,
     "server": bench_server.main,
+    "diarize": bench_diarize.main,
 }
 
 

