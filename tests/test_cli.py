@@ -95,7 +95,7 @@ def test_transcribe_writes_every_format(env: dict[str, str], tmp_path: Path) -> 
     clip = shared_clip(JFK)
     out = tmp_path / "out" / "sub"  # created on demand
     run = tingji(
-        "transcribe", clip, "--format", "srt,vtt,json,csv,txt", "-o", out, env=env, cwd=tmp_path
+        "transcribe", clip, "--format", ",".join(FORMATS), "-o", out, env=env, cwd=tmp_path
     )
 
     assert run.returncode == 0, run.stderr
@@ -141,6 +141,7 @@ def test_transcribe_writes_every_format(env: dict[str, str], tmp_path: Path) -> 
     assert data["model"]["path"] == str(Path(env["TINGJI_MODELS_DIR"]) / EMBEDDED_DIRNAME)
     assert data["source"] == str(clip)
 
+    assert (out / "jfk.rttm").read_text(encoding="utf-8") == ""  # no speakers asked for
     rows = list(csv.reader(io.StringIO((out / "jfk.csv").read_text(encoding="utf-8"))))
     assert rows[0] == ["start", "end", "text"]
     assert len(rows) == len(cues) + 1

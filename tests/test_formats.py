@@ -43,3 +43,44 @@ def test_json_csv_txt() -> None:
     rows = list(csv.reader(io.StringIO(render(_transcript(), "csv"))))
     assert rows[0] == ["start", "end", "text"] and rows[1] == ["0.000", "1.250", "你好，"]
     assert render(_transcript(), "txt") == "你好，世界。\n"
+
+
+def _diarized() -> Transcript:
+    from tingji.types import SpeakerTurn
+
+    return Transcript(
+        text="大家好。我们开始吧。好的。",
+        segments=[
+            Segment(0, 0.0, 1.0, "大家好。", speaker="王经理"),
+            Segment(1, 1.0, 2.0, "我们开始吧。", speaker="王经理"),
+            Segment(2, 2.5, 3.0, "好的。", speaker="S2"),
+        ],
+        language="zh",
+        language_probability=0.9,
+        duration=3.0,
+        processing_time=1.0,
+        model=ModelInfo("whisper", "whisper-base", "/m", "cpu", "int8"),
+        source="/uploads/周会 录音.wav",
+        speakers=[SpeakerTurn(0.0, 2.1, "王经理"), SpeakerTurn(2.4, 3.0, "S2")],
+    )
+
+
+def test_speakers_in_every_format() -> None:
+    transcript = _diarized()
+    assert render(transcript, "txt") == "[王经理] 大家好。我们开始吧。\n\n[S2] 好的。\n"
+    assert "\n[王经理] 大家好。\n" in render(transcript, "srt")
+    assert "\n[S2] 好的。\n" in render(transcript, "vtt")
+    rows = list(csv.reader(io.StringIO(render(transcript, "csv"))))
+    assert rows[0] == ["start", "end", "speaker", "text"]
+    assert rows[3] == ["2.500", "3.000", "S2", "好的。"]
+    data = json.loads(render(transcript, "json"))
+    assert [s["speaker"] for s in data["segments"]] == ["王经理", "王经理", "S2"]
+    assert data["speakers"][1] == {"start": 2.4, "end": 3.0, "speaker": "S2"}
+    assert render(transcript, "rttm").splitlines() == [
+        "SPEAKER 周会_录音 1 0.000 2.100 <NA> <NA> 王经理 <NA> <NA>",
+        "SPEAKER 周会_录音 1 2.400 0.600 <NA> <NA> S2 <NA> <NA>",
+    ]
+
+
+def test_rttm_without_speakers_is_empty() -> None:
+    assert render(_transcript(), "rttm") == ""

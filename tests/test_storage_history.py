@@ -1,4 +1,5 @@
-"""History keeps what a recognition left out, and a database from before that column opens."""
+"""History keeps what a recognition left out and who spoke when, and a database from before
+those columns opens."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 from tingji.jobs.migrations import MIGRATIONS, statements
 from tingji.jobs.storage import Storage
-from tingji.types import ModelInfo, Omission, Segment, Transcript
+from tingji.types import ModelInfo, Omission, Segment, SpeakerTurn, Transcript
 
 
 def _transcript(text: str, omitted: list[Omission]) -> Transcript:
@@ -51,3 +52,18 @@ def test_a_database_from_before_the_column_opens_with_its_entries(tmp_path: Path
     storage = Storage(path)
     entries, total = storage.search()
     assert total == 1 and entries[0].text == "旧的" and entries[0].omitted == []
+    assert entries[0].speakers == []
+
+
+def test_speakers_are_kept_with_the_entry(tmp_path: Path) -> None:
+    storage = Storage(tmp_path / "history.db")
+    model = ModelInfo("whisper", "base", "-", "cpu", "int8")
+    turns = [SpeakerTurn(0.0, 1.2, "S1"), SpeakerTurn(1.0, 2.5, "S2")]
+    segments = [
+        Segment(0, 0.0, 1.0, "你好", speaker="S1"),
+        Segment(1, 1.2, 2.5, "好", speaker="S2"),
+    ]
+    transcript = Transcript("你好好", segments, "zh", 0.9, 2.5, 0.1, model, speakers=turns)
+    entry = storage.get_transcription(storage.add_transcription(transcript, name="a", options={}))
+    assert entry is not None and entry.speakers == turns
+    assert [s.speaker for s in entry.segments] == ["S1", "S2"]

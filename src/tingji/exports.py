@@ -42,6 +42,7 @@ JOB_COLUMNS = [
     "duration",
     "processing_time",
     "error",
+    "speaker",
 ]
 
 
@@ -58,6 +59,7 @@ def entry_transcript(entry: HistoryEntry) -> Transcript:
         replacements=entry.replacements,
         source=entry.name,
         omitted=entry.omitted,
+        speakers=entry.speakers,
     )
 
 
@@ -93,7 +95,7 @@ def job_csv(job: JobStatus, entry_of: EntryOf) -> str:
         entry = entry_of(f.transcription_id)
         if entry is None:
             writer.writerow(
-                [f.name, f.status, "", "", "", "", "", _num(f.duration), "", f.error or ""]
+                [f.name, f.status, "", "", "", "", "", _num(f.duration), "", f.error or "", ""]
             )
             continue
         for seg in entry.segments:
@@ -109,13 +111,15 @@ def job_csv(job: JobStatus, entry_of: EntryOf) -> str:
                     f"{entry.duration:.3f}",
                     f"{entry.processing_time:.3f}",
                     "",
+                    seg.speaker or "",
                 ]
             )
     return out.getvalue()
 
 
 def job_zip(job: JobStatus, entry_of: EntryOf) -> bytes:
-    """TXT, SRT and JSON per file (an ``.error.txt`` for a file without a result), and
+    """TXT, SRT and JSON per file (and RTTM when speakers were told apart; an ``.error.txt``
+    for a file without a result), and
     ``job.json`` with the job's status."""
     buffer = io.BytesIO()
     used: set[str] = set()
@@ -127,7 +131,7 @@ def job_zip(job: JobStatus, entry_of: EntryOf) -> bytes:
                 archive.writestr(f"{stem}.error.txt", f"{f.status}: {f.error or ''}\n")
                 continue
             transcript = entry_transcript(entry)
-            for fmt in ("txt", "srt", "json"):
+            for fmt in ("txt", "srt", "json", *(("rttm",) if entry.speakers else ())):
                 archive.writestr(f"{stem}.{fmt}", render(transcript, fmt))
         archive.writestr(
             "job.json",

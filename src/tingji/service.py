@@ -19,11 +19,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
+
 from tingji import audio, exports
 from tingji.config import Settings
 from tingji.engine.backend import Backend
+from tingji.engine.diarize import MAX_SPEAKERS, Diarizer
 from tingji.engine.manager import ModelManager
-from tingji.engine.pipeline import Source, Transcription
+from tingji.engine.pipeline import Diarize, Source, Transcription
 from tingji.engine.streaming import (
     BufferedRecognizer,
     DecodeGate,
@@ -42,6 +45,7 @@ from tingji.types import (
     JobStatus,
     ModelInfo,
     Segment,
+    SpeakerTurn,
     TranscribeOptions,
     Transcript,
     options_from_dict,
@@ -102,6 +106,8 @@ class Tingji:
         self.audio_store = AudioStore(
             self.settings.audio_dir, int(self.settings.max_upload_mb * 2**20)
         )
+        self._diarizer: Diarizer | None = None
+        self._diarizer_lock = threading.Lock()
 
     # -- recognition -------------------------------------------------------------------------
     def options(self, **overrides: Any) -> TranscribeOptions:
@@ -151,8 +157,10 @@ class Tingji:
         *,
         model: str | None = None,
         name: str | None = None,
+        voices: dict[str, np.ndarray] | None = None,
     ) -> Transcription:
-        """Begin a run; iterate it for segments as they come, or call ``result()``."""
+        """Begin a run; iterate it for segments as they come, or call ``result()``.
+        ``voices``: known speakers' voices (from :meth:`voice_of`), by name."""
         return Transcription(
             self.backend(model),
             source,
@@ -160,7 +168,43 @@ class Tingji:
             beam_size=self.settings.beam_size,
             name=name,
             max_seconds=self.settings.max_audio_hours * 3600,
+            diarize=self._speakers_for(voices or {}),
         )
+
+    # -- speakers ----------------------------------------------------------------------------
+    def diarizer(self) -> Diarizer:
+        """The speaker diarizer, loaded (and its weights fetched) on first use."""
+        with self._diarizer_lock:
+            if self._diarizer is None:
+                from tingji.engine.diarize import load_diarizer
+
+                self._diarizer = load_diarizer(
+                    self.settings.diarization_dir, fetch=self.settings.diarization_fetch
+                )
+            return self._diarizer
+
+    def voice_of(self, clip: np.ndarray) -> np.ndarray:
+        """A voice embedding of a clip of one speaker (16 kHz mono, a few seconds)."""
+        return self.diarizer().embedder.embed([clip])[0]
+
+    def _speakers_for(self, voices: dict[str, np.ndarray]) -> Diarize:
+        def run(
+            samples: np.ndarray, options: TranscribeOptions, progress: Callable[[float], None]
+        ) -> list[SpeakerTurn]:
+            from tingji.engine.diarize import SpeakerCount
+            from tingji.engine.diarize.voices import name_speakers
+
+            count = SpeakerCount(
+                exact=options.speakers,
+                minimum=options.min_speakers or 1,
+                maximum=options.max_speakers or MAX_SPEAKERS,
+            )
+            found = self.diarizer()(samples, count, progress)
+            if voices:
+                found = name_speakers(found, voices, self.settings.voice_match)
+            return found.turns
+
+        return run
 
     def transcribe(
         self,
@@ -180,6 +224,7 @@ class Tingji:
         *,
         model: str | None = None,
         on_segment: Callable[[Segment, Transcription], None] | None = None,
+        voices: dict[str, np.ndarray] | None = None,
     ) -> Saved:
         """Recognise a stored upload in a worker slot and save it to history (blocking).
 
@@ -195,7 +240,9 @@ class Tingji:
                     self._waiting -= 1
                 path = self.audio_store.path(stored.file)
                 with self._in_use():
-                    run = self.start(str(path), options, model=model, name=stored.name)
+                    run = self.start(
+                        str(path), options, model=model, name=stored.name, voices=voices
+                    )
                     for segment in run:
                         if on_segment is not None:
                             on_segment(segment, run)

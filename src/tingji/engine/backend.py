@@ -48,6 +48,15 @@ class DecodeOptions:
 
 
 @dataclass(frozen=True)
+class Word:
+    """A word (in Chinese, a character or two) and when it is said."""
+
+    text: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
 class Piece:
     """A timed piece of an utterance; times in seconds from the utterance start."""
 
@@ -56,6 +65,8 @@ class Piece:
     text: str
     avg_logprob: float | None = None
     no_speech_prob: float | None = None
+    words: tuple[Word, ...] = ()
+    """Its words with their times (same time line), when the backend knows them."""
 
 
 @dataclass

@@ -14,7 +14,7 @@ import itertools
 import re
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from difflib import SequenceMatcher
@@ -23,8 +23,10 @@ from typing import BinaryIO
 import numpy as np
 
 from tingji import audio
+from tingji.engine import speakers as floor
 from tingji.engine import text as textproc
 from tingji.engine.backend import Backend, Decoded, DecodeOptions, Piece
+from tingji.engine.diarize.pipeline import MAX_SPEAKERS
 from tingji.engine.hotwords import Correction, HotwordIndex
 from tingji.engine.packing import Window
 from tingji.engine.vad import SAMPLE_RATE, WINDOW, SileroProbabilities, SpeechSegmenter, SpeechSpan
@@ -33,6 +35,7 @@ from tingji.types import (
     Omission,
     Replacement,
     Segment,
+    SpeakerTurn,
     TranscribeOptions,
     Transcript,
     VadOptions,
@@ -62,6 +65,9 @@ Timed = tuple[float, float, Piece]
 """A decoded piece with its start and end on the input's time line."""
 Decoding = tuple[list[Timed], list[Timed]]
 """A window's pieces, and the stretches whose text was dropped (:attr:`Decoded.omitted`)."""
+Diarize = Callable[[np.ndarray, TranscribeOptions, Callable[[float], None]], list[SpeakerTurn]]
+"""Who speaks when in the whole input (16 kHz mono), for ``options``; gets a progress callback
+(share done, 0–1)."""
 
 
 class Transcription:
@@ -76,9 +82,11 @@ class Transcription:
         beam_size: int = 5,
         name: str | None = None,
         max_seconds: float | None = None,
+        diarize: Diarize | None = None,
     ) -> None:
         """``max_seconds``: longest input accepted; longer raises ``TooLongAudioError`` (here
-        when the input declares it, else while decoding, which then stops)."""
+        when the input declares it, else while decoding, which then stops). ``diarize`` tells
+        speakers apart when ``options.diarize`` asks for it."""
         self.backend = backend
         self.source = source
         self.options = options
@@ -90,6 +98,18 @@ class Transcription:
                 f"{', '.join(sorted(backend.languages()))}"
             )
         self.max_seconds = max_seconds
+        if options.diarize and diarize is None:
+            raise OptionError("telling speakers apart is not available here")
+        check_speaker_options(options)
+        self._diarize = diarize if options.diarize else None
+        self.speakers: list[SpeakerTurn] = []
+        """Who speaks when, once known (before the first segment)."""
+        self._holds: list[SpeakerTurn] = []
+        self._several = False
+        """More than one speaker holds the floor somewhere."""
+        self.stage = "recognising"
+        """``speakers`` while telling speakers apart, then ``recognising``."""
+        self.stage_progress = 0.0
         try:
             self.info = audio.probe(source, max_seconds=max_seconds)
         except AudioError as exc:
@@ -138,6 +158,7 @@ class Transcription:
             replacements=self.replacements,
             source=self.name,
             omitted=sorted(self.omitted, key=lambda o: o.start),
+            speakers=self.speakers,
         )
 
     def _run(self) -> Iterator[Segment]:
@@ -149,8 +170,53 @@ class Transcription:
                 self._pool = None
             self._in_flight.clear()
 
+    def _find_speakers(self) -> None:
+        """Tell speakers apart over the whole input before recognising it."""
+        assert self._diarize is not None
+        self.stage = "speakers"
+        start = None if isinstance(self.source, str) else self.source.tell()
+        try:
+            blocks = list(audio.stream(self.source, max_seconds=self.max_seconds))
+        except AudioError as exc:
+            raise self._named(exc) from exc.__cause__
+        finally:
+            if start is not None and not isinstance(self.source, str):
+                self.source.seek(start)
+        whole = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
+        del blocks
+
+        def progress(share: float) -> None:
+            self.stage_progress = share
+
+        self.speakers = self._diarize(whole, self.options, progress)
+        self._holds = floor.floor(self.speakers, len(whole) / SAMPLE_RATE)
+        self._several = len({h.speaker for h in self._holds}) > 1
+        self.stage, self.stage_progress = "recognising", 0.0
+
+    def _at_changes(self, found: list[Timed]) -> list[Timed]:
+        """Pieces cut between words where the floor passes to another speaker."""
+        out: list[Timed] = []
+        for start, end, piece in found:
+            if len(piece.words) < 2:
+                out.append((start, end, piece))
+                continue
+            offset = start - piece.start  # a timed piece's words share its mapping
+            words = [floor.Word(w.text, w.start + offset, w.end + offset) for w in piece.words]
+            for part in floor.split_at_changes(words, self._holds):
+                text = "".join(w.text for w in part).strip()
+                if text:
+                    first, last = part[0].start, min(part[-1].end, end)
+                    sub = replace(piece, start=first - offset, end=last - offset, text=text)
+                    out.append((max(start, first), max(first, last), sub))
+        return out
+
+    def _speaker(self, start: float, end: float) -> str | None:
+        return floor.speaker_of(self._holds, start, end) if self._holds else None
+
     def _steps(self) -> Iterator[Segment]:
         started = time.perf_counter()
+        if self._diarize is not None:
+            self._find_speakers()
         vad = self.options.vad
         probs = SileroProbabilities() if vad.enabled else None
         segmenter = SpeechSegmenter(vad) if vad.enabled else None
@@ -288,6 +354,8 @@ class Transcription:
                     found += extra
                     self._omit(dropped)
                 found.sort(key=lambda item: item[0])
+            if self._holds:
+                found = self._at_changes(found)
             for n, (start, end, piece) in enumerate(found):
                 text = self._postprocess(piece, last=n == len(found) - 1)
                 if not text:
@@ -303,6 +371,7 @@ class Transcription:
                     text=text,
                     avg_logprob=piece.avg_logprob,
                     no_speech_prob=piece.no_speech_prob,
+                    speaker=self._speaker(start, end),
                 )
                 self.segments.append(segment)
                 yield segment
@@ -314,9 +383,9 @@ class Transcription:
         )
 
     def _timestamps(self, window: Window) -> bool:
-        """Timed pieces for long windows only: a short one is one segment, and Whisper is
-        more accurate on it without timestamp tokens."""
-        return window.length / SAMPLE_RATE > TIMESTAMP_WINDOW_SECONDS
+        """Timed pieces for long windows, and for all when several people speak (their
+        words' times tell where the floor changes)."""
+        return window.length / SAMPLE_RATE > TIMESTAMP_WINDOW_SECONDS or self._several
 
     def _decode(self, windows: list[Window]) -> list[Decoding]:
         """Decode windows (hinting hotwords); each one's pieces, and the stretches whose text
@@ -466,6 +535,28 @@ def _on_input(window: Window, pieces: list[Piece]) -> list[Timed]:
         end = max(start, window.to_original(piece.end, is_end=True))
         timed.append((start, end, piece))
     return timed
+
+
+def check_speaker_options(options: TranscribeOptions) -> None:
+    """Speaker counts are whole numbers from 1 to :data:`MAX_SPEAKERS`, minimum ≤ maximum, and
+    only with ``diarize``."""
+    values = {
+        "speakers": options.speakers,
+        "min_speakers": options.min_speakers,
+        "max_speakers": options.max_speakers,
+    }
+    for name, value in values.items():
+        if value is None:
+            continue
+        if not options.diarize:
+            raise OptionError(f"{name} needs diarize (telling speakers apart) to be on")
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SPEAKERS:
+            raise OptionError(f"{name} must be a whole number from 1 to {MAX_SPEAKERS}")
+    low, high = options.min_speakers, options.max_speakers
+    if low is not None and high is not None and low > high:
+        raise OptionError("min_speakers must not be more than max_speakers")
+    if options.speakers is not None and (low is not None or high is not None):
+        raise OptionError("give either speakers or min_speakers/max_speakers, not both")
 
 
 def hint_for(terms: Sequence[str], language: str | None) -> str | None:

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from tingji.engine import text as textproc
-from tingji.engine.backend import Decoded, DecodeOptions, Piece
+from tingji.engine.backend import Decoded, DecodeOptions, Piece, Word
 
 SAMPLE_RATE = 16000
 FRAMES_PER_SECOND = 100
@@ -87,13 +87,6 @@ _TRAILING_PARTICLES = set("吗呢吧啊呀嘛啦哦")
 """Chinese particles that end a sentence: a piece never begins with one."""
 
 
-@dataclass(frozen=True)
-class _Word:
-    text: str
-    start: float
-    end: float
-
-
 @dataclass
 class _Item:
     index: int
@@ -104,7 +97,7 @@ class _Item:
     text: str = ""
     language: str = ""
     language_probability: float | None = None
-    words: list[_Word] = field(default_factory=list)
+    words: list[Word] = field(default_factory=list)
 
     @property
     def seconds(self) -> float:
@@ -350,7 +343,7 @@ def _decoded(model: Any, item: _Item, options: DecodeOptions) -> Decoded:
         return Decoded([], item.language, item.language_probability, omitted=[dropped])
     if options.timestamps and item.words:
         pieces = [
-            Piece(p.start, p.end, p.text, item.avg_logprob, no_speech)
+            Piece(p.start, p.end, p.text, item.avg_logprob, no_speech, p.words)
             for p in _split_words(item.words, duration)
         ]
     else:
@@ -382,7 +375,7 @@ def _align(
         items[n].words = _words(tokenizer, texts[n], result)
 
 
-def _words(tokenizer: Any, tokens: list[int], result: Any) -> list[_Word]:
+def _words(tokenizer: Any, tokens: list[int], result: Any) -> list[Word]:
     """Words with their times, from one alignment (faster-whisper's ``find_alignment``)."""
     words, word_tokens = tokenizer.split_to_word_tokens(tokens + [tokenizer.eot])
     if len(word_tokens) <= 1 or not result.alignments:
@@ -396,12 +389,12 @@ def _words(tokenizer: Any, tokens: list[int], result: Any) -> list[_Word]:
         return []
     starts, ends = jump_times[boundaries[:-1]], jump_times[boundaries[1:]]
     return [
-        _Word(word, float(start), float(min(end, start + MAX_WORD_SECONDS)))
+        Word(word, float(start), float(min(end, start + MAX_WORD_SECONDS)))
         for word, start, end in zip(words[:-1], starts, ends, strict=True)
     ]
 
 
-def _split_words(words: list[_Word], duration: float) -> list[Piece]:
+def _split_words(words: list[Word], duration: float) -> list[Piece]:
     """Timed pieces from aligned words.
 
     The alignment gives each word the time up to the next word's start, so a pause shows as a
@@ -448,11 +441,12 @@ def _split_words(words: list[_Word], duration: float) -> list[Piece]:
             last = words[part[-1]]
             start = min(words[part[0]].start, duration)
             end = min(last.start + max(typical, 0.2), last.end, duration)
-            out.append(Piece(start, max(end, start), text))
+            timed = tuple(words[n] for n in part)
+            out.append(Piece(start, max(end, start), text, words=timed))
     return out
 
 
-def _cut_long(words: list[_Word], run: range, allowed: Any, width: Any) -> list[range]:
+def _cut_long(words: list[Word], run: range, allowed: Any, width: Any) -> list[range]:
     """Cut a run of words longer than :data:`MAX_PIECE_SECONDS` at its widest allowed pause,
     away from its ends, again until every part fits."""
     if len(run) < 2 or words[run[-1]].end - words[run[0]].start <= MAX_PIECE_SECONDS:

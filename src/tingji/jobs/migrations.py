@@ -84,6 +84,12 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE transcriptions ADD COLUMN omitted TEXT NOT NULL DEFAULT '[]';
         """,
     ),
+    (
+        "speaker turns",
+        """
+        ALTER TABLE transcriptions ADD COLUMN speakers TEXT NOT NULL DEFAULT '[]';
+        """,
+    ),
 ]
 
 

@@ -25,6 +25,7 @@ from tingji.types import (
     Omission,
     Replacement,
     Segment,
+    SpeakerTurn,
     Transcript,
 )
 
@@ -32,7 +33,7 @@ log = logging.getLogger("tingji.storage")
 
 _ENTRY_COLUMNS = (
     "id, created_at, name, language, duration, processing_time, model, device, text, "
-    "segments, replacements, options, audio_file, job_id, omitted"
+    "segments, replacements, options, audio_file, job_id, omitted, speakers"
 )
 
 
@@ -174,11 +175,12 @@ class Storage:
             json.dumps(options, ensure_ascii=False),
             job_id,
             json.dumps([asdict(o) for o in transcript.omitted], ensure_ascii=False),
+            json.dumps([asdict(t) for t in transcript.speakers], ensure_ascii=False),
         )
         sql = (
             "INSERT INTO transcriptions (created_at, name, audio_file, language, duration, "
             "processing_time, model, device, text, segments, replacements, options, job_id, "
-            "omitted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "omitted, speakers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         if db is not None:
             return int(db.execute(sql, row).lastrowid or 0)
@@ -544,6 +546,7 @@ def _entry(row: sqlite3.Row) -> HistoryEntry:
         audio_file=row["audio_file"],
         job_id=row["job_id"],
         omitted=[Omission(**o) for o in json.loads(row["omitted"])],
+        speakers=[SpeakerTurn(**t) for t in json.loads(row["speakers"])],
     )
 
 

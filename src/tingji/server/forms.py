@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import Form
 
 from tingji.engine.hotwords import parse_hotwords
+from tingji.engine.pipeline import check_speaker_options
 from tingji.errors import NotFoundError, OptionError
 from tingji.service import Tingji
 from tingji.types import TranscribeOptions
@@ -26,6 +27,10 @@ class OptionFields:
     max_segment: float | None
     beam_size: int | None
     model: str | None
+    diarize: bool = False
+    speakers: int | None = None
+    min_speakers: int | None = None
+    max_speakers: int | None = None
 
     def build(self, service: Tingji) -> tuple[TranscribeOptions, str]:
         base = service.options()
@@ -55,7 +60,13 @@ class OptionFields:
             punctuate=self.punctuate,
             beam_size=self.beam_size,
             vad=vad,
+            diarize=self.diarize
+            or any(v is not None for v in (self.speakers, self.min_speakers, self.max_speakers)),
+            speakers=self.speakers,
+            min_speakers=self.min_speakers,
+            max_speakers=self.max_speakers,
         )
+        check_speaker_options(options)
         return options, service.check_model(self.model)
 
 
@@ -73,6 +84,10 @@ def option_fields(
     max_segment: Annotated[float | None, Form(description="seconds")] = None,
     beam_size: Annotated[int | None, Form()] = None,
     model: Annotated[str | None, Form(description="one of GET /v1/models")] = None,
+    diarize: Annotated[bool, Form(description="tell speakers apart (who said what)")] = False,
+    speakers: Annotated[int | None, Form(description="number of speakers, if known")] = None,
+    min_speakers: Annotated[int | None, Form()] = None,
+    max_speakers: Annotated[int | None, Form()] = None,
 ) -> OptionFields:
     return OptionFields(
         language,
@@ -86,4 +101,8 @@ def option_fields(
         max_segment,
         beam_size,
         model,
+        diarize,
+        speakers,
+        min_speakers,
+        max_speakers,
     )

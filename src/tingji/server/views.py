@@ -32,6 +32,7 @@ def transcript_view(
         "segments": [asdict(s) for s in transcript.segments],
         "replacements": [asdict(r) for r in transcript.replacements],
         "omitted": [asdict(o) for o in transcript.omitted],
+        "speakers": [asdict(t) for t in transcript.speakers],
     }
 
 
@@ -53,6 +54,7 @@ def entry_view(entry: HistoryEntry, *, full: bool = True) -> dict[str, Any]:
         view["segments"] = [asdict(s) for s in entry.segments]
         view["replacements"] = [asdict(r) for r in entry.replacements]
         view["omitted"] = [asdict(o) for o in entry.omitted]
+        view["speakers"] = [asdict(t) for t in entry.speakers]
         view["options"] = entry.options
     return view
 

@@ -118,7 +118,7 @@ def build(page: Page) -> None:
                 height=170,
             )
             with tr(gr.Accordion, label=T("opt.title"), open=True):
-                opts = option_inputs(service, tr)
+                opts = option_inputs(service, tr, speakers=True)
             with gr.Row():
                 run = tr(gr.Button, value=T("batch.run"), variant="primary", elem_id="tj-batch-run")
                 cancel = tr(

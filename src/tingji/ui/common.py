@@ -16,6 +16,7 @@ from typing import Any
 import gradio as gr
 
 from tingji.engine.hotwords import parse_hotwords
+from tingji.engine.pipeline import check_speaker_options
 from tingji.errors import NotFoundError, TingjiError
 from tingji.jobs.audio_store import StoredAudio
 from tingji.service import Tingji
@@ -72,9 +73,19 @@ class OptionInputs:
     itn: gr.Checkbox
     script: gr.Radio
     model: gr.Dropdown
+    diarize: gr.Checkbox | None = None
+    speakers: gr.Dropdown | None = None
 
     def all(self) -> list[Any]:
-        return [self.language, self.hotwords, self.hotword_list, self.itn, self.script, self.model]
+        values = [self.language, self.hotwords, self.hotword_list, self.itn, self.script]
+        values.append(self.model)
+        if self.diarize is not None and self.speakers is not None:
+            values += [self.diarize, self.speakers]
+        return values
+
+
+def speaker_choices(lang: str) -> list[tuple[str, str]]:
+    return [(t("opt.speakers.auto", lang), "")] + [(str(n), str(n)) for n in range(2, 11)]
 
 
 def hotword_list_choices(service: Tingji, lang: str) -> list[tuple[str, str]]:
@@ -85,8 +96,11 @@ def script_choices(lang: str) -> list[tuple[str, str]]:
     return [(t(f"opt.{s}", lang), s) for s in SCRIPTS]
 
 
-def option_inputs(service: Tingji, tr: Translator, *, hotwords: bool = True) -> OptionInputs:
-    """The options panel (inside the caller's layout); defaults come from the settings."""
+def option_inputs(
+    service: Tingji, tr: Translator, *, hotwords: bool = True, speakers: bool = False
+) -> OptionInputs:
+    """The options panel (inside the caller's layout); defaults come from the settings.
+    ``speakers``: offer telling speakers apart (files, not live)."""
     defaults = service.options()
     language = language_input(tr, defaults.language)
     hotword_text, hotword_list = hotword_inputs(service, tr, visible=hotwords)
@@ -96,7 +110,21 @@ def option_inputs(service: Tingji, tr: Translator, *, hotwords: bool = True) -> 
     itn = tr(gr.Checkbox, label=T("opt.itn"), value=defaults.itn)
     models = service.offered_models()
     model = tr(gr.Dropdown, label=T("opt.model"), choices=models, value=models[0])
-    return OptionInputs(language, hotword_text, hotword_list, itn, script, model)
+    options = OptionInputs(language, hotword_text, hotword_list, itn, script, model)
+    if speakers:
+        with gr.Row(equal_height=True):
+            options.diarize = tr(
+                gr.Checkbox, label=T("opt.diarize"), value=False, elem_classes=["tj-diarize"]
+            )
+            options.speakers = tr(
+                gr.Dropdown,
+                label=T("opt.speakers"),
+                choices=Lazy(speaker_choices),
+                value="",
+                elem_classes=["tj-speakers"],
+                min_width=120,
+            )
+    return options
 
 
 def language_input(tr: Translator, default: str | None) -> gr.Dropdown:
@@ -141,6 +169,8 @@ def build_options(
     itn: bool,
     script: str,
     model: str | None,
+    diarize: bool = False,
+    speakers: str | None = None,
 ) -> tuple[TranscribeOptions, str]:
     """The service's options and checked model name from the panel's values."""
     terms = parse_hotwords(hotwords or "")
@@ -157,7 +187,10 @@ def build_options(
         hotwords=tuple(terms),
         itn=bool(itn),
         script=script if script in SCRIPTS else base.script,  # type: ignore[arg-type]
+        diarize=bool(diarize),
+        speakers=int(speakers) if diarize and speakers and speakers.isdigit() else None,
     )
+    check_speaker_options(options)
     return options, service.check_model(model)
 
 

@@ -47,6 +47,9 @@ TEXTS: dict[str, tuple[str, str]] = {
     "opt.traditional": ("繁体", "Traditional"),
     "opt.original": ("保持原样", "As recognised"),
     "opt.model": ("模型", "Model"),
+    "opt.diarize": ("区分说话人（谁说了什么）", "Tell speakers apart (who said what)"),
+    "opt.speakers": ("说话人数", "Number of speakers"),
+    "opt.speakers.auto": ("自动判断", "Find out"),
     # single file
     "single.file": ("音频或视频文件（可拖放）", "Audio or video file (drop here)"),
     "single.record": ("或者录一段", "Or record a clip"),

@@ -12,7 +12,7 @@ from typing import Any
 import gradio as gr
 
 from tingji.errors import TingjiError
-from tingji.formats import render
+from tingji.formats import render, to_txt
 from tingji.jobs.audio_store import EXTENSIONS
 from tingji.service import Saved
 from tingji.types import Segment, TranscribeOptions, Transcript
@@ -33,6 +33,8 @@ from tingji.ui.live import mic_notice
 from tingji.ui.page import Page
 
 DOWNLOAD_FORMATS = ("txt", "srt", "vtt", "json")
+SPEAKER_FORMATS = ("csv", "rttm")
+"""Also offered when speakers were told apart."""
 FILE_TYPES = sorted(f".{ext}" for ext in EXTENSIONS)
 
 COPY_JS = """(...args) => {
@@ -50,7 +52,18 @@ COPY_JS = """(...args) => {
 
 
 def segment_rows(segments: list[Segment]) -> list[list[str]]:
-    return [[clock(s.start), clock(s.end), s.text] for s in segments]
+    return [[clock(s.start), clock(s.end), _said(s)] for s in segments]
+
+
+def _said(segment: Segment) -> str:
+    return f"[{segment.speaker}] {segment.text}" if segment.speaker else segment.text
+
+
+def transcript_text(transcript: Transcript) -> str:
+    """The whole text; a paragraph per speaker's turn when speakers were told apart."""
+    if not any(s.speaker for s in transcript.segments):
+        return transcript.text
+    return to_txt(transcript).strip()
 
 
 def details_table(transcript: Transcript, name: str, lang: str) -> str:
@@ -98,10 +111,13 @@ def text_panel(page: Page, elem: str, label: str = "single.text") -> tuple[gr.Ma
     return status, text
 
 
-def segments_table(page: Page, label: str = "single.segments") -> gr.Dataframe:
+def segments_table(
+    page: Page, label: str = "single.segments", elem_id: str | None = None
+) -> gr.Dataframe:
     return page.tr(
         gr.Dataframe,
         label=T(label),
+        elem_id=elem_id,
         headers=T("col.start", "col.end", "col.text"),
         value=[],
         datatype=["str", "str", "str"],
@@ -171,7 +187,8 @@ def write_downloads(page: Page, transcript: Transcript, name: str) -> list[str]:
     folder = page.scratch.new_dir()
     stem = safe_stem(name)
     paths = []
-    for fmt in DOWNLOAD_FORMATS:
+    diarized = any(s.speaker for s in transcript.segments)
+    for fmt in DOWNLOAD_FORMATS + (SPEAKER_FORMATS if diarized else ()):
         target = folder / f"{stem}.{fmt}"
         target.write_text(render(transcript, fmt), encoding="utf-8")
         paths.append(str(target))
@@ -200,11 +217,11 @@ def build(page: Page) -> None:
                     elem_classes=["tj-mic-recorder"],
                 )
             with tr(gr.Accordion, label=T("opt.title"), open=True):
-                opts = option_inputs(page.service, tr)
+                opts = option_inputs(page.service, tr, speakers=True)
             run = tr(gr.Button, value=T("single.run"), variant="primary", elem_id="tj-single-run")
         with gr.Column(scale=3, min_width=300):
             status, text = text_panel(page, "tj-single")
-            segments = segments_table(page)
+            segments = segments_table(page, elem_id="tj-single-segments")
             with gr.Row(equal_height=False):
                 details = gr.HTML(elem_id="tj-single-details", visible="hidden")
                 downloads = tr(
@@ -227,6 +244,8 @@ def build(page: Page) -> None:
         itn: bool,
         script: str,
         model: str,
+        diarize: bool,
+        speakers: str,
         lang: str,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's way to ask for progress)
     ) -> Iterator[tuple[Any, ...]]:
@@ -243,7 +262,15 @@ def build(page: Page) -> None:
         progress(0.0, desc=t("single.saving", lang))
         try:
             options, model_name = build_options(
-                page.service, language, hotwords, hotword_list, itn, script, model
+                page.service,
+                language,
+                hotwords,
+                hotword_list,
+                itn,
+                script,
+                model,
+                diarize,
+                speakers,
             )
             for event in recognise_stream(page, path, name, options, model_name):
                 if isinstance(event, Partial):
@@ -256,7 +283,7 @@ def build(page: Page) -> None:
                 transcript = event.transcript
                 yield (
                     status_line(t("single.done", lang, name=name), "ok"),
-                    text_box(highlight(transcript.text, options.hotwords)),
+                    text_box(highlight(transcript_text(transcript), options.hotwords)),
                     segment_rows(transcript.segments),
                     gr.update(value=details_table(transcript, name, lang), visible=True),
                     gr.update(value=write_downloads(page, transcript, name), visible=True),

@@ -103,8 +103,8 @@ def delete_job(service: Service, job_id: str) -> dict[str, str]:
 
 @router.get("/{job_id}/export")
 def export_job(service: Service, job_id: str, format: Literal["csv", "zip"] = "csv") -> Response:
-    """CSV: one row per segment (file, start, end, text, language, duration, processing time);
-    zip: TXT, SRT and JSON per file."""
+    """CSV: one row per segment (file, start, end, text, language, duration, processing time,
+    speaker); zip: TXT, SRT and JSON per file, and RTTM when speakers were told apart."""
     if format == "zip":
         return Response(
             service.job_zip(job_id),

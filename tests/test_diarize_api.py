@@ -1,0 +1,321 @@
+"""Who said what, end to end: the service, the CLI, the REST and job APIs and the OpenAI SDK's
+``diarized_json`` with known speakers, on a conversation of real speech by two people."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import subprocess
+import sys
+import wave
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import openai
+import pytest
+from fastapi.testclient import TestClient
+
+from tingji.audio import load
+from tingji.config import Settings
+from tingji.server.app import create_app
+from tingji.service import Tingji
+from tingji.types import Segment, SpeakerTurn
+
+from .conftest import shared_clip, wait_for_job
+
+SR = 16000
+A1 = "zh/fireredasr/BAC009S0764W0121.wav"  # speaker S0764
+A2 = "zh/s3tokenizer/BAC009S0764W0122.wav"  # S0764 again, another sentence
+B = "zh/mossttsd/zh_spk1_moon.wav"  # another speaker
+
+
+def _words(segments: list[Segment]) -> str:
+    return "".join(ch for s in segments for ch in s.text if ch.isalnum())
+
+
+def _write_wav(path: Path, samples: np.ndarray) -> Path:
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(SR)
+        out.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+@pytest.fixture(scope="module")
+def talk(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[SpeakerTurn]]:
+    """A (S0764) – B (moon) – A: a WAV file and its reference turns."""
+    parts, turns, at = [], [], 0.0
+    for speaker, clip in (("A", A1), ("B", B), ("A", A2)):
+        samples = load(shared_clip(clip))
+        parts += [samples, np.zeros(int(0.7 * SR), np.float32)]
+        turns.append(SpeakerTurn(at, at + len(samples) / SR, speaker))
+        at += len(samples) / SR + 0.7
+    path = tmp_path_factory.mktemp("talk") / "talk.wav"
+    return _write_wav(path, np.concatenate(parts)), turns
+
+
+def _same_speaker_inside(segments: list[dict[str, object]], reference: list[SpeakerTurn]) -> None:
+    """Each segment is mostly inside one reference turn, segments of one speaker share a
+    label, and the two speakers' labels differ; every turn has text."""
+    label_of: dict[str, str] = {}
+    heard = set()
+    for seg in segments:
+        start, end = float(seg["start"]), float(seg["end"])  # type: ignore[arg-type]
+        turn = max(reference, key=lambda t: min(end, t.end) - max(start, t.start))
+        inside = min(end, turn.end) - max(start, turn.start)
+        assert inside >= 0.6 * (end - start), (seg, turn)
+        heard.add(turn)
+        label = str(seg["speaker"])
+        assert label_of.setdefault(turn.speaker, label) == label, (seg, label_of)
+    assert len(set(label_of.values())) == len(label_of) == 2
+    assert heard == set(reference), segments
+
+
+def test_service_labels_segments_and_keeps_the_text(
+    service: Tingji, talk: tuple[Path, list[SpeakerTurn]]
+) -> None:
+    path, reference = talk
+    plain = service.transcribe(str(path), service.options(language="zh"))
+    told = service.transcribe(str(path), service.options(language="zh", diarize=True))
+    # the same words; a segment cut at a change of speaker may gain a closing ，
+    assert _words(told.segments) == _words(plain.segments)
+    assert {s.speaker for s in plain.segments} == {None} and not plain.speakers
+    _same_speaker_inside([vars(s) for s in told.segments], reference)
+    assert {t.speaker for t in told.speakers} == {"S1", "S2"}
+    # B's long turn and A's turns are never one segment: a segment reaches into another
+    # turn by at most the alignment's slack
+    for seg in told.segments:
+        spans = sorted(min(seg.end, t.end) - max(seg.start, t.start) for t in reference)
+        assert spans[-2] <= 1.0, (seg, spans)
+
+
+def test_bad_speaker_counts_are_refused_before_work(service: Tingji) -> None:
+    from tingji.errors import OptionError
+
+    for options in (
+        service.options(diarize=True, speakers=0),
+        service.options(diarize=True, speakers=21),
+        service.options(diarize=True, min_speakers=3, max_speakers=2),
+        service.options(speakers=2),  # without diarize
+    ):
+        with pytest.raises(OptionError):
+            service.start("/nonexistent.wav", options)
+
+
+def test_cli_writes_speakers(
+    talk: tuple[Path, list[SpeakerTurn]], tmp_path: Path, model_cache: Path
+) -> None:
+    from tingji.engine.models import ensure_embedded_model
+
+    ensure_embedded_model(model_cache)
+    path, reference = talk
+    out = tmp_path / "out"
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(Path.home()),
+        "TINGJI_DATA_DIR": str(tmp_path / "data"),
+        "TINGJI_MODELS_DIR": str(model_cache),
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONIOENCODING": "utf-8",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "tingji.cli", "transcribe", str(path), "-l", "zh", "--diarize",
+         "--speakers", "2", "-f", "srt,csv,rttm,json", "-o", str(out)],
+        env=env, capture_output=True, text=True, encoding="utf-8", timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "talk.wav: 2 speakers (S1, S2)" in done.stderr
+    rttm = (out / "talk.rttm").read_text(encoding="utf-8").splitlines()
+    assert rttm and all(line.split()[:3] == ["SPEAKER", "talk", "1"] for line in rttm)
+    assert {line.split()[7] for line in rttm} == {"S1", "S2"}
+    assert all(len(line.split()) == 10 for line in rttm)
+    srt = (out / "talk.srt").read_text(encoding="utf-8")
+    assert "[S1] " in srt and "[S2] " in srt
+    rows = list(csv.reader(io.StringIO((out / "talk.csv").read_text(encoding="utf-8"))))
+    assert rows[0] == ["start", "end", "speaker", "text"]
+    data = json.loads((out / "talk.json").read_text(encoding="utf-8"))
+    _same_speaker_inside(data["segments"], reference)
+    assert data["speakers"] and set(data["speakers"][0]) == {"start", "end", "speaker"}
+
+
+# -- the servers ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def http(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Iterator[TestClient]:
+    settings = Settings(data_dir=tmp_path_factory.mktemp("who") / "data", models_dir=model_cache)
+    with TestClient(create_app(settings, ui=False)) as client:
+        yield client
+
+
+def test_rest_diarizes_saves_and_exports(
+    http: TestClient, talk: tuple[Path, list[SpeakerTurn]]
+) -> None:
+    path, reference = talk
+    with path.open("rb") as audio:
+        answer = http.post(
+            "/api/transcriptions",
+            files={"file": ("talk.wav", audio, "audio/wav")},
+            data={"language": "zh", "diarize": "true"},
+        )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    _same_speaker_inside(body["segments"], reference)
+    assert {t["speaker"] for t in body["speakers"]} == {"S1", "S2"}
+    entry = http.get(f"/api/history/{body['id']}").json()
+    assert entry["speakers"] == body["speakers"]
+    assert [s["speaker"] for s in entry["segments"]] == [s["speaker"] for s in body["segments"]]
+    rttm = http.get(f"/api/history/{body['id']}/export", params={"format": "rttm"})
+    assert rttm.status_code == 200, rttm.text
+    assert len(rttm.text.splitlines()) == len(body["speakers"])
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"diarize": "true", "speakers": "0"},
+        {"diarize": "true", "speakers": "99"},
+        {"diarize": "true", "min_speakers": "4", "max_speakers": "2"},
+        {"speakers": "2", "min_speakers": "1"},
+    ],
+)
+def test_rest_refuses_bad_counts(http: TestClient, fields: dict[str, str]) -> None:
+    clip = shared_clip(A1)
+    with clip.open("rb") as audio:
+        answer = http.post(
+            "/api/transcriptions", files={"file": ("a.wav", audio, "audio/wav")}, data=fields
+        )
+    assert answer.status_code == 400, answer.text
+    assert "speakers" in answer.json()["error"]["message"]
+
+
+def test_job_diarizes_and_its_zip_has_rttm(
+    http: TestClient, talk: tuple[Path, list[SpeakerTurn]]
+) -> None:
+    path, reference = talk
+    with path.open("rb") as audio:
+        created = http.post(
+            "/api/jobs",
+            files=[("files", ("talk.wav", audio, "audio/wav"))],
+            data={"language": "zh", "diarize": "true", "speakers": "2"},
+        )
+    assert created.status_code == 201, created.text
+    job = wait_for_job(http, created.json()["id"], timeout=300)
+    assert job["status"] == "done", job
+    assert job["options"]["diarize"] is True and job["options"]["speakers"] == 2
+    entry = http.get(f"/api/history/{job['files'][0]['transcription_id']}").json()
+    _same_speaker_inside(entry["segments"], reference)
+    archive = zipfile.ZipFile(
+        io.BytesIO(http.get(f"/api/jobs/{job['id']}/export?format=zip").content)
+    )
+    assert "talk.rttm" in archive.namelist()
+    rows = list(
+        csv.DictReader(io.StringIO(http.get(f"/api/jobs/{job['id']}/export").text.lstrip("\ufeff")))
+    )
+    assert {r["speaker"] for r in rows} == {"S1", "S2"}
+
+
+def _data_url(path: Path) -> str:
+    return "data:audio/wav;base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+def _sdk(http: TestClient) -> openai.OpenAI:
+    return openai.OpenAI(
+        base_url="http://testserver/v1", api_key="x", http_client=http, max_retries=0
+    )
+
+
+def test_openai_diarized_json_names_known_speakers(
+    http: TestClient, talk: tuple[Path, list[SpeakerTurn]], tmp_path: Path
+) -> None:
+    path, reference = talk
+    # the known voice: S0764's second sentence, its last 3.5 s (not the audio of the talk's
+    # first turn)
+    reference_clip = _write_wav(tmp_path / "ref.wav", load(shared_clip(A2))[-int(3.5 * SR) :])
+    with path.open("rb") as audio:
+        result = _sdk(http).audio.transcriptions.create(
+            model="whisper-1",
+            file=audio,
+            language="zh",
+            response_format="diarized_json",
+            known_speaker_names=["张老师"],
+            known_speaker_references=[_data_url(reference_clip)],
+        )
+    assert isinstance(result, openai.types.audio.TranscriptionDiarized)
+    assert result.task == "transcribe" and result.duration == pytest.approx(
+        reference[-1].end, abs=0.8
+    )
+    segments = [s.model_dump() for s in result.segments]
+    assert all(s["type"] == "transcript.text.segment" for s in segments)
+    _same_speaker_inside(segments, reference)
+    by_turn: dict[str, set[str]] = {}
+    for seg in segments:
+        turn = max(reference, key=lambda t: min(seg["end"], t.end) - max(seg["start"], t.start))
+        by_turn.setdefault(turn.speaker, set()).add(seg["speaker"])
+    assert by_turn["A"] == {"张老师"}  # the known voice, by name
+    assert by_turn["B"] == {"A"}  # an unknown voice, lettered as OpenAI does
+
+
+def test_openai_without_known_speakers_letters_them(
+    http: TestClient, talk: tuple[Path, list[SpeakerTurn]]
+) -> None:
+    path, _ = talk
+    with path.open("rb") as audio:
+        result = _sdk(http).audio.transcriptions.create(
+            model="whisper-1", file=audio, language="zh", response_format="diarized_json"
+        )
+    assert {s.speaker for s in result.segments} == {"A", "B"}
+
+
+@pytest.mark.parametrize(
+    ("names", "references", "expected"),
+    [
+        (["a", "b"], ["data:audio/wav;base64,AAAA"], "as many"),
+        (["a"], ["https://example.com/a.wav"], "data URL"),
+        (["a"], ["data:audio/wav;base64,!!!notbase64"], "base64"),
+        (["a"], ["data:audio/wav;base64," + base64.b64encode(b"RIFF0000WAVE").decode()], "audio"),
+        (["a", "b", "c", "d", "e"], ["data:audio/wav;base64,AAAA"] * 5, "at most 4"),
+    ],
+)
+def test_openai_bad_references_are_refused(
+    http: TestClient, names: list[str], references: list[str], expected: str
+) -> None:
+    clip = shared_clip(A1)
+    with clip.open("rb") as audio, pytest.raises(openai.BadRequestError, match=expected):
+        _sdk(http).audio.transcriptions.create(
+            model="whisper-1",
+            file=audio,
+            response_format="diarized_json",
+            known_speaker_names=names,
+            known_speaker_references=references,
+        )
+
+
+def test_openai_reference_too_short_is_refused(http: TestClient, tmp_path: Path) -> None:
+    short = _write_wav(tmp_path / "short.wav", load(shared_clip(A2))[:SR])
+    clip = shared_clip(A1)
+    with clip.open("rb") as audio, pytest.raises(openai.BadRequestError, match="2–10 s"):
+        _sdk(http).audio.transcriptions.create(
+            model="whisper-1",
+            file=audio,
+            response_format="diarized_json",
+            known_speaker_names=["a"],
+            known_speaker_references=[_data_url(short)],
+        )
+
+
+def test_openai_keywords_are_hotwords(http: TestClient) -> None:
+    clip = shared_clip("zh/funasr/asr_example_zh.wav")  # …体验达摩院推出的语音识别模型
+    with clip.open("rb") as audio:
+        result = _sdk(http).audio.transcriptions.create(
+            model="whisper-1", file=audio, language="zh", keywords=["达摩院", "语音识别"]
+        )
+    assert "达摩院" in result.text and "语音识别" in result.text
+    saved = http.get("/api/history", params={"q": "达摩院"}).json()["items"][0]
+    options = http.get(f"/api/history/{saved['id']}").json()["options"]
+    assert options["hotwords"] == ["达摩院", "语音识别"]
