@@ -51,6 +51,7 @@ CSV_HEADER = [
     "duration",
     "processing_time",
     "error",
+    "speaker",
 ]
 
 

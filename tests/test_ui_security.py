@@ -44,7 +44,8 @@ pytestmark = pytest.mark.filterwarnings(
     # Gradio's queue summarises its events with a pandas option that pandas 3 deprecates
     "ignore:'future.no_silent_downcasting' is deprecated"
 )
-OPTIONS = ["", "", "", True, "simplified", "base"]  # language, hotwords, list, ITN, script, model
+# language, hotwords, list, ITN, script, model, tell speakers apart, number of speakers
+OPTIONS = ["", "", "", True, "simplified", "base", False, ""]
 
 
 def file_data(path: str | Path, **extra: Any) -> dict[str, Any]:
