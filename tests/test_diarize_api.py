@@ -7,6 +7,7 @@ import base64
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 import wave
@@ -319,3 +320,74 @@ def test_openai_keywords_are_hotwords(http: TestClient) -> None:
     saved = http.get("/api/history", params={"q": "达摩院"}).json()["items"][0]
     options = http.get(f"/api/history/{saved['id']}").json()["options"]
     assert options["hotwords"] == ["达摩院", "语音识别"]
+
+
+def test_rename_a_speaker_then_search_and_export_minutes(
+    http: TestClient, talk: tuple[Path, list[SpeakerTurn]]
+) -> None:
+    import docx
+
+    path, reference = talk
+    with path.open("rb") as audio:
+        body = http.post(
+            "/api/transcriptions",
+            files={"file": ("周会.wav", audio, "audio/wav")},
+            data={"language": "zh", "diarize": "true", "speakers": "2"},
+        ).json()
+    entry_id = body["id"]
+    first = body["segments"][0]["speaker"]  # A's label
+    renamed = http.post(
+        f"/api/history/{entry_id}/speakers", json={"speaker": first, "name": "王经理"}
+    )
+    assert renamed.status_code == 200, renamed.text
+    entry = renamed.json()
+    assert {s["speaker"] for s in entry["segments"]} == {"王经理", "S1" if first == "S2" else "S2"}
+    assert "王经理" in {t["speaker"] for t in entry["speakers"]}
+    assert http.get(f"/api/history/{entry_id}").json()["segments"] == entry["segments"]
+    # the name is searchable, short (LIKE) and long (full-text) queries alike
+    for query in ("王经理", "经理"):
+        found = http.get("/api/history", params={"q": query}).json()["items"]
+        assert entry_id in [item["id"] for item in found], query
+    # every export uses it
+    srt = http.get(f"/api/history/{entry_id}/export", params={"format": "srt"}).text
+    assert "[王经理] " in srt
+    rttm = http.get(f"/api/history/{entry_id}/export", params={"format": "rttm"}).text
+    assert " 王经理 " in rttm
+    markdown = http.get(f"/api/history/{entry_id}/export", params={"format": "md"})
+    assert markdown.headers["content-type"].startswith("text/markdown")
+    lines = markdown.text.splitlines()
+    assert lines[0] == "# 周会"
+    assert any(line.startswith("- 参与者：") and "王经理" in line for line in lines)
+    turns = [line for line in lines if re.match(r"^\[\d\d:\d\d:\d\d\] ", line)]
+    assert turns[0].startswith("[00:00:00] **王经理**：")
+    assert len(turns) == 3  # A, B, A: consecutive segments of one speaker merged
+    word = http.get(f"/api/history/{entry_id}/export", params={"format": "docx"})
+    assert word.status_code == 200
+    document = docx.Document(io.BytesIO(word.content))
+    texts = [p.text for p in document.paragraphs]
+    assert texts[0] == "周会"
+    assert any(t.startswith("[00:00:00] 王经理：") for t in texts)
+    assert sum(bool(re.match(r"^\[\d\d:\d\d:\d\d\] ", t)) for t in texts) == 3
+
+
+def test_renaming_checks_its_input(http: TestClient, talk: tuple[Path, list[SpeakerTurn]]) -> None:
+    path, _ = talk
+    with path.open("rb") as audio:
+        entry_id = http.post(
+            "/api/transcriptions",
+            files={"file": ("t.wav", audio, "audio/wav")},
+            data={"language": "zh", "diarize": "true"},
+        ).json()["id"]
+    for body, status in (
+        ({"speaker": "S9", "name": "x"}, 404),
+        ({"speaker": "S1", "name": "   "}, 400),
+        ({"speaker": "S1", "name": "a\u0007b"}, 400),
+        ({"speaker": "S1", "name": "x" * 65}, 422),
+    ):
+        answer = http.post(f"/api/history/{entry_id}/speakers", json=body)
+        assert answer.status_code == status, (body, answer.text)
+    assert (
+        http.post("/api/history/999999/speakers", json={"speaker": "S1", "name": "x"}).status_code
+        == 404
+    )
+    assert http.get(f"/api/history/{entry_id}/export", params={"format": "pdf"}).status_code == 400

@@ -345,6 +345,55 @@ def test_history_find_and_delete(open_page: Any, server: Server, tmp_path: Path)
     assert left["total"] == 0
 
 
+def test_history_renames_a_speaker_and_exports_minutes(
+    open_page: Any, server: Server, tmp_path: Path
+) -> None:
+    import docx
+    import numpy as np
+
+    from tingji.audio import load
+
+    from .test_diarize_api import A1, A2, B, _write_wav
+
+    gap = np.zeros(11200, np.float32)
+    parts = [load(shared_clip(A1)), gap, load(shared_clip(B)), gap, load(shared_clip(A2))]
+    path = _write_wav(tmp_path / "例会.wav", np.concatenate(parts))
+    with path.open("rb") as audio:
+        answer = httpx.post(
+            server.url + "api/transcriptions",
+            files={"file": (path.name, audio, "audio/wav")},
+            data={"language": "zh", "diarize": "true"},
+            timeout=RECOGNITION_TIMEOUT_MS / 1000,
+        )
+    assert answer.status_code == 200, answer.text
+    first = answer.json()["segments"][0]["speaker"]
+    page = open_page()
+    select_tab(page, "识别历史")
+    page.locator("#tj-hist-query").get_by_role("textbox").fill("例会")
+    page.locator("#tj-hist-search").click()
+    table = page.locator("#tj-hist-table")
+    table.get_by_role("gridcell", name=path.name).first.click()
+    expect(page.locator("#tj-hist-segments")).to_contain_text(f"[{first}] ")
+    page.get_by_text("说话人改名").click()
+    # the first speaker is chosen already
+    expect(page.locator("#tj-hist-speaker input")).to_have_value(first)
+    page.locator("#tj-hist-speaker-name").get_by_role("textbox").fill("王经理")
+    page.locator("#tj-hist-rename").click()
+    expect(page.locator("#tj-hist-status .tj-ok")).to_contain_text("王经理")
+    expect(page.locator("#tj-hist-segments")).to_contain_text("[王经理] ")
+    downloads = page.locator("#tj-hist-downloads")
+    expect(downloads).to_contain_text(".docx")
+    shot(page, tmp_path, "history-speakers")
+    with page.expect_download() as waiting:
+        downloads.locator('a[href$=".docx"]').first.click()
+    document = docx.Document(waiting.value.path())
+    texts = [p.text for p in document.paragraphs]
+    assert texts[0] == "例会"
+    assert any(t.startswith("[00:00:00] 王经理：") for t in texts), texts
+    found = httpx.get(server.url + "api/history", params={"q": "王经理"}, timeout=10).json()
+    assert found["total"] >= 1
+
+
 def test_english_by_switch_and_by_query(open_page: Any, tmp_path: Path) -> None:
     page = open_page()
     tabs = page.get_by_role("tab")

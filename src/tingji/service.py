@@ -54,6 +54,7 @@ from tingji.types import (
 
 log = logging.getLogger("tingji")
 
+MAX_SPEAKER_NAME = 64
 LIVE_TICKET_SECONDS = 600.0
 """How long a web page's live-stream ticket is good for (a stream started in time goes on)."""
 ORPHAN_IDLE_S = 3600.0
@@ -404,6 +405,17 @@ class Tingji:
             return None
         path = self.audio_store.path(entry.audio_file)
         return path if path.is_file() else None
+
+    def rename_speaker(self, entry_id: int, speaker: str, name: str) -> HistoryEntry:
+        """Give a speaker of an entry a name (S2 → 王经理) in every segment and turn."""
+        cleaned = " ".join(name.split())
+        if not cleaned or len(cleaned) > MAX_SPEAKER_NAME or not cleaned.isprintable():
+            raise OptionError(f"a speaker's name must be 1–{MAX_SPEAKER_NAME} printable characters")
+        self.get_entry(entry_id)
+        entry = self.history.rename_speaker(entry_id, speaker, cleaned)
+        if entry is None:
+            raise NotFoundError(f"entry {entry_id} has no speaker '{speaker}'")
+        return entry
 
     def delete_entries(self, ids: list[int]) -> int:
         """Delete history entries and their stored audio; returns how many existed."""

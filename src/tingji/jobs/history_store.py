@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -54,11 +54,13 @@ class HistoryStore(Database):
             job_id,
             json.dumps([asdict(o) for o in transcript.omitted], ensure_ascii=False),
             json.dumps([asdict(t) for t in transcript.speakers], ensure_ascii=False),
+            _names(s.speaker for s in transcript.segments),
         )
         sql = (
             "INSERT INTO transcriptions (created_at, name, audio_file, language, duration, "
             "processing_time, model, device, text, segments, replacements, options, job_id, "
-            "omitted, speakers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "omitted, speakers, speaker_names) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         if db is not None:
             return int(db.execute(sql, row).lastrowid or 0)
@@ -81,7 +83,8 @@ class HistoryStore(Database):
         offset: int = 0,
         limit: int = 20,
     ) -> tuple[list[HistoryEntry], int]:
-        """Newest first. ``query`` matches any substring of the text or file name (Chinese too)."""
+        """Newest first. ``query`` matches any substring of the text, the file name or a
+        speaker's name (Chinese too)."""
         where, params = self._filters(query, language, since, until)
         total = self._query(f"SELECT count(*) FROM transcriptions t {where}", params)[0][0]
         rows = self._query(
@@ -121,8 +124,11 @@ class HistoryStore(Database):
             params.append('"' + query.replace('"', '""') + '"')
         elif query:
             escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            clauses.append("(t.text LIKE ? ESCAPE '\\' OR t.name LIKE ? ESCAPE '\\')")
-            params += [f"%{escaped}%", f"%{escaped}%"]
+            clauses.append(
+                "(t.text LIKE ? ESCAPE '\\' OR t.name LIKE ? ESCAPE '\\' "
+                "OR t.speaker_names LIKE ? ESCAPE '\\')"
+            )
+            params += [f"%{escaped}%"] * 3
         if language:
             clauses.append("t.language = ?")
             params.append(language)
@@ -133,6 +139,35 @@ class HistoryStore(Database):
             clauses.append("t.created_at < ?")
             params.append(until)
         return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+    def rename_speaker(self, entry_id: int, old: str, new: str) -> HistoryEntry | None:
+        """Rename a speaker throughout an entry (its segments and turns; renaming onto another
+        speaker's name joins the two). None when the entry or the speaker is not there."""
+        if not _is_row_id(entry_id):
+            return None
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT segments, speakers FROM transcriptions WHERE id = ?", (entry_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            segments, turns = json.loads(row["segments"]), json.loads(row["speakers"])
+            if old not in {s.get("speaker") for s in segments} | {t["speaker"] for t in turns}:
+                return None
+            for item in [*segments, *turns]:
+                if item.get("speaker") == old:
+                    item["speaker"] = new
+            db.execute(
+                "UPDATE transcriptions SET segments = ?, speakers = ?, speaker_names = ? "
+                "WHERE id = ?",
+                (
+                    json.dumps(segments, ensure_ascii=False),
+                    json.dumps(turns, ensure_ascii=False),
+                    _names(s.get("speaker") for s in segments),
+                    entry_id,
+                ),
+            )
+        return self.get_transcription(entry_id)
 
     def delete_transcriptions(self, ids: Sequence[int]) -> list[str]:
         """Delete entries; returns their stored audio file names, for the caller to remove."""
@@ -185,6 +220,11 @@ class HistoryStore(Database):
             "AND status IN ('queued', 'running')"
         )
         return {r[0] for r in rows}
+
+
+def _names(speakers: Iterable[str | None]) -> str:
+    """The speakers' names, each once, in order of first speech (for search)."""
+    return "\n".join(dict.fromkeys(s for s in speakers if s))
 
 
 def _prefixed(alias: str) -> str:

@@ -90,6 +90,36 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE transcriptions ADD COLUMN speakers TEXT NOT NULL DEFAULT '[]';
         """,
     ),
+    (
+        "speaker names in search",
+        """
+        ALTER TABLE transcriptions ADD COLUMN speaker_names TEXT NOT NULL DEFAULT '';
+        DROP TRIGGER transcriptions_ai;
+        DROP TRIGGER transcriptions_ad;
+        DROP TRIGGER transcriptions_au;
+        DROP TABLE transcriptions_fts;
+        CREATE VIRTUAL TABLE transcriptions_fts USING fts5(
+            text, name, speaker_names,
+            content='transcriptions', content_rowid='id', tokenize='trigram'
+        );
+        CREATE TRIGGER transcriptions_ai AFTER INSERT ON transcriptions BEGIN
+            INSERT INTO transcriptions_fts(rowid, text, name, speaker_names)
+            VALUES (new.id, new.text, new.name, new.speaker_names);
+        END;
+        CREATE TRIGGER transcriptions_ad AFTER DELETE ON transcriptions BEGIN
+            INSERT INTO transcriptions_fts(transcriptions_fts, rowid, text, name, speaker_names)
+            VALUES ('delete', old.id, old.text, old.name, old.speaker_names);
+        END;
+        CREATE TRIGGER transcriptions_au AFTER UPDATE OF text, name, speaker_names
+        ON transcriptions BEGIN
+            INSERT INTO transcriptions_fts(transcriptions_fts, rowid, text, name, speaker_names)
+            VALUES ('delete', old.id, old.text, old.name, old.speaker_names);
+            INSERT INTO transcriptions_fts(rowid, text, name, speaker_names)
+            VALUES (new.id, new.text, new.name, new.speaker_names);
+        END;
+        INSERT INTO transcriptions_fts(transcriptions_fts) VALUES ('rebuild');
+        """,
+    ),
 ]
 
 

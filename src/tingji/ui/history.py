@@ -1,4 +1,5 @@
-"""Tab 4, 识别历史 / History: search, filter, page, open an entry, delete it, export CSV."""
+"""Tab 4, 识别历史 / History: search, filter, page, open an entry (rename its speakers, download
+it with minutes), delete it, export CSV."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from typing import Any
 
 import gradio as gr
 
+from tingji import minutes
 from tingji.errors import OptionError, TingjiError
-from tingji.ui.common import clock, confirm_panel, date_time, message, status_line
+from tingji.exports import entry_transcript
+from tingji.formats import render
+from tingji.ui.common import clock, confirm_panel, date_time, message, safe_stem, status_line
 from tingji.ui.i18n import Lazy, T, language_choices, language_name, t
 from tingji.ui.page import Page
 from tingji.ui.single import segment_rows, segments_table
@@ -103,7 +107,28 @@ def build(page: Page) -> None:
             with gr.Column(scale=2, min_width=300):
                 entry_info = tr(gr.Markdown, value=T("hist.none"), elem_id="tj-hist-entry")
                 player = tr(gr.Audio, label=T("hist.audio"), type="filepath", interactive=False)
-                entry_segments = segments_table(page)
+                entry_segments = segments_table(page, elem_id="tj-hist-segments")
+                with tr(gr.Accordion, label=T("hist.speakers"), open=False, visible=True):
+                    with gr.Row(equal_height=True):
+                        speaker = tr(
+                            gr.Dropdown,
+                            label=T("hist.speaker"),
+                            choices=[],
+                            elem_id="tj-hist-speaker",
+                            min_width=100,
+                        )
+                        new_name = tr(
+                            gr.Textbox, label=T("hist.new_name"), elem_id="tj-hist-speaker-name"
+                        )
+                    rename = tr(gr.Button, value=T("hist.rename"), elem_id="tj-hist-rename")
+                downloads = tr(
+                    gr.File,
+                    label=T("hist.downloads"),
+                    file_count="multiple",
+                    interactive=False,
+                    visible="hidden",
+                    elem_id="tj-hist-downloads",
+                )
                 delete = tr(
                     gr.Button,
                     value=T("hist.delete"),
@@ -183,6 +208,49 @@ def build(page: Page) -> None:
             _hide(),
         )
 
+    def entry_files(entry_id: int, lang: str) -> tuple[Any, ...]:
+        """The entry's speakers to rename, and its downloads (minutes included)."""
+        if not entry_id:
+            return gr.update(choices=[], value=None), gr.update(value=None, visible="hidden")
+        try:
+            entry = service.get_entry(entry_id)
+        except TingjiError as exc:
+            gr.Warning(message(exc, lang))
+            return gr.update(), gr.update()
+        names = list(dict.fromkeys(s.speaker for s in entry.segments if s.speaker))
+        folder = page.scratch.new_dir()
+        stem = safe_stem(entry.name)
+        transcript = entry_transcript(entry)
+        paths = []
+        for fmt in ("txt", "srt", "vtt", "json", *(("csv", "rttm") if names else ())):
+            target = folder / f"{stem}.{fmt}"
+            target.write_text(render(transcript, fmt), encoding="utf-8")
+            paths.append(str(target))
+        (folder / f"{stem}.md").write_text(minutes.to_markdown(entry), encoding="utf-8")
+        (folder / f"{stem}.docx").write_bytes(minutes.to_docx(entry))
+        paths += [str(folder / f"{stem}.md"), str(folder / f"{stem}.docx")]
+        return (
+            gr.update(choices=names, value=names[0] if names else None),
+            gr.update(value=paths, visible=True),
+        )
+
+    def rename_speaker(entry_id: int, old: str | None, name: str, lang: str) -> tuple[Any, ...]:
+        if not entry_id or not old:
+            return gr.update(), gr.update(), gr.update(), gr.update(), ""
+        try:
+            entry = service.rename_speaker(entry_id, old, name or "")
+        except TingjiError as exc:
+            return (
+                gr.update(),
+                gr.update(),
+                gr.update(),
+                gr.update(),
+                status_line(message(exc, lang), "error"),
+            )
+        choices, files = entry_files(entry.id, lang)
+        note = status_line(t("hist.renamed", lang, old=old, new=" ".join(name.split())), "ok")
+        return segment_rows(entry.segments), choices, files, "", note
+
     def ask(entry_id: int, lang: str) -> tuple[Any, ...]:
         if not entry_id:
             return gr.update(), ""
@@ -237,7 +305,14 @@ def build(page: Page) -> None:
     prev.click(turn(-1), inputs=[*filters, page_no, page.lang], outputs=search_outputs)
     nxt.click(turn(+1), inputs=[*filters, page_no, page.lang], outputs=search_outputs)
     tab.select(refresh, inputs=[*filters, page_no, page.lang], outputs=search_outputs)
-    table.select(open_entry, inputs=[page.lang], outputs=detail_outputs)
+    table.select(open_entry, inputs=[page.lang], outputs=detail_outputs).then(
+        entry_files, inputs=[selected, page.lang], outputs=[speaker, downloads]
+    )
+    rename.click(
+        rename_speaker,
+        inputs=[selected, speaker, new_name, page.lang],
+        outputs=[entry_segments, speaker, downloads, new_name, status],
+    )
     delete.click(ask, inputs=[selected, page.lang], outputs=[confirm.box, confirm.text])
     confirm.no.click(_hide, outputs=[confirm.box])
     confirm.yes.click(

@@ -145,6 +145,15 @@ TEXTS: dict[str, tuple[str, str]] = {
     "live.empty": ("点击“开始”后，识别的文字会显示在这里。", "Press Start; the text appears here."),
     # history
     "hist.query": ("搜索", "Search"),
+    "hist.speakers": ("说话人改名", "Rename a speaker"),
+    "hist.speaker": ("说话人", "Speaker"),
+    "hist.new_name": ("新名字（如：王经理）", "New name (e.g. Ms Wang)"),
+    "hist.rename": ("改名", "Rename"),
+    "hist.renamed": (
+        "已改名：{old} → {new}（导出与搜索都用新名字）",
+        "Renamed {old} → {new} (exports and search use it)",
+    ),
+    "hist.downloads": ("下载（含会议纪要 .md / .docx）", "Downloads (minutes as .md / .docx)"),
     "hist.query.placeholder": ("文本或文件名中的任意字词", "any part of the text or file name"),
     "hist.language": ("语言", "Language"),
     "hist.all": ("全部", "All"),

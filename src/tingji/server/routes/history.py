@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query
-from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
+from tingji import minutes
 from tingji.errors import NotFoundError, OptionError
 from tingji.exports import entry_transcript
 from tingji.formats import FORMATS, render
@@ -17,6 +18,7 @@ from tingji.server.deps import Service
 from tingji.server.views import entry_view
 
 router = APIRouter(prefix="/api/history", tags=["history"])
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 
 def _time(value: str | None, name: str) -> float | None:
@@ -118,10 +120,26 @@ def entry_audio(service: Service, entry_id: int) -> FileResponse:
     return FileResponse(path)
 
 
+class RenameRequest(BaseModel):
+    speaker: str = Field(min_length=1, max_length=64, description="the label now: S2")
+    name: str = Field(min_length=1, max_length=64, description="the name to give: 王经理")
+
+
+@router.post("/{entry_id}/speakers")
+def rename_speaker(service: Service, entry_id: int, body: RenameRequest) -> dict[str, Any]:
+    """Rename a speaker throughout an entry; exports and search use the name from then on."""
+    return entry_view(service.rename_speaker(entry_id, body.speaker, body.name))
+
+
+MINUTES = {"md": "text/markdown; charset=utf-8", "docx": DOCX}
+
+
 @router.get("/{entry_id}/export")
-def export_entry(service: Service, entry_id: int, format: str = "txt") -> PlainTextResponse:
-    if format not in FORMATS:
-        raise OptionError(f"format must be one of {', '.join(FORMATS)}")
+def export_entry(service: Service, entry_id: int, format: str = "txt") -> Response:
+    """One entry as txt, srt, vtt, json, csv or rttm, or as minutes: md (Markdown) or docx."""
+    if format not in FORMATS and format not in MINUTES:
+        choices = ", ".join([*FORMATS, *MINUTES])
+        raise OptionError(f"format must be one of {choices}")
     entry = service.get_entry(entry_id)
     stem = entry.name.rsplit(".", 1)[0] or "transcript"
     # header values are latin-1: an ASCII fallback name, and the real one per RFC 6266
@@ -130,6 +148,14 @@ def export_entry(service: Service, entry_id: int, format: str = "txt") -> PlainT
         f'attachment; filename="{safe}.{format}"; '
         f"filename*=UTF-8''{quote(stem, safe='')}.{format}"
     )
+    if format == "md":
+        body = minutes.to_markdown(entry).encode()
+        return Response(
+            body, media_type=MINUTES["md"], headers={"Content-Disposition": disposition}
+        )
+    if format == "docx":
+        body = minutes.to_docx(entry)
+        return Response(body, media_type=DOCX, headers={"Content-Disposition": disposition})
     return PlainTextResponse(
         render(entry_transcript(entry), format),
         headers={"Content-Disposition": disposition},
