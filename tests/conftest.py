@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import json
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
+from tingji.audio import load
 from tingji.config import Settings
 from tingji.service import Tingji
+from tingji.types import SpeakerTurn
 
 ROOT = Path(__file__).resolve().parents[1]
+SR = 16000
+A1 = "zh/fireredasr/BAC009S0764W0121.wav"  # speaker S0764
+A2 = "zh/s3tokenizer/BAC009S0764W0122.wav"  # S0764 again, another sentence
+B = "zh/mossttsd/zh_spk1_moon.wav"  # another speaker
 SHARED_AUDIO = ROOT.parent / "shared" / "audio"
 
 
@@ -103,3 +111,26 @@ class FakeBackend:
 
     def close(self) -> None:
         pass
+
+
+def write_wav(path: Path, samples: np.ndarray) -> Path:
+    """16-bit mono 16 kHz WAV."""
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(SR)
+        out.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+@pytest.fixture(scope="module")
+def talk(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[SpeakerTurn]]:
+    """A (S0764) – B (moon) – A: a WAV file and its reference turns."""
+    parts, turns, at = [], [], 0.0
+    for speaker, clip in (("A", A1), ("B", B), ("A", A2)):
+        samples = load(shared_clip(clip))
+        parts += [samples, np.zeros(int(0.7 * SR), np.float32)]
+        turns.append(SpeakerTurn(at, at + len(samples) / SR, speaker))
+        at += len(samples) / SR + 0.7
+    path = tmp_path_factory.mktemp("talk") / "talk.wav"
+    return write_wav(path, np.concatenate(parts)), turns

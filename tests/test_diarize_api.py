@@ -10,12 +10,10 @@ import json
 import re
 import subprocess
 import sys
-import wave
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import openai
 import pytest
 from fastapi.testclient import TestClient
@@ -26,38 +24,11 @@ from tingji.server.app import create_app
 from tingji.service import Tingji
 from tingji.types import Segment, SpeakerTurn
 
-from .conftest import shared_clip, wait_for_job
-
-SR = 16000
-A1 = "zh/fireredasr/BAC009S0764W0121.wav"  # speaker S0764
-A2 = "zh/s3tokenizer/BAC009S0764W0122.wav"  # S0764 again, another sentence
-B = "zh/mossttsd/zh_spk1_moon.wav"  # another speaker
+from .conftest import A1, A2, SR, shared_clip, wait_for_job, write_wav
 
 
 def _words(segments: list[Segment]) -> str:
     return "".join(ch for s in segments for ch in s.text if ch.isalnum())
-
-
-def _write_wav(path: Path, samples: np.ndarray) -> Path:
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(SR)
-        out.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
-
-
-@pytest.fixture(scope="module")
-def talk(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[SpeakerTurn]]:
-    """A (S0764) – B (moon) – A: a WAV file and its reference turns."""
-    parts, turns, at = [], [], 0.0
-    for speaker, clip in (("A", A1), ("B", B), ("A", A2)):
-        samples = load(shared_clip(clip))
-        parts += [samples, np.zeros(int(0.7 * SR), np.float32)]
-        turns.append(SpeakerTurn(at, at + len(samples) / SR, speaker))
-        at += len(samples) / SR + 0.7
-    path = tmp_path_factory.mktemp("talk") / "talk.wav"
-    return _write_wav(path, np.concatenate(parts)), turns
 
 
 def _same_speaker_inside(segments: list[dict[str, object]], reference: list[SpeakerTurn]) -> None:
@@ -237,7 +208,7 @@ def test_openai_diarized_json_names_known_speakers(
     path, reference = talk
     # the known voice: S0764's second sentence, its last 3.5 s (not the audio of the talk's
     # first turn)
-    reference_clip = _write_wav(tmp_path / "ref.wav", load(shared_clip(A2))[-int(3.5 * SR) :])
+    reference_clip = write_wav(tmp_path / "ref.wav", load(shared_clip(A2))[-int(3.5 * SR) :])
     with path.open("rb") as audio:
         result = _sdk(http).audio.transcriptions.create(
             model="whisper-1",
@@ -298,7 +269,7 @@ def test_openai_bad_references_are_refused(
 
 
 def test_openai_reference_too_short_is_refused(http: TestClient, tmp_path: Path) -> None:
-    short = _write_wav(tmp_path / "short.wav", load(shared_clip(A2))[:SR])
+    short = write_wav(tmp_path / "short.wav", load(shared_clip(A2))[:SR])
     clip = shared_clip(A1)
     with clip.open("rb") as audio, pytest.raises(openai.BadRequestError, match="2–10 s"):
         _sdk(http).audio.transcriptions.create(

@@ -218,12 +218,12 @@ def test_single_file_tells_speakers_apart(open_page: Any, tmp_path: Path) -> Non
 
     from tingji.audio import load
 
-    from .test_diarize_api import A1, A2, B, _write_wav
+    from .conftest import A1, A2, B, write_wav
 
     gap = np.zeros(11200, np.float32)
     talk = np.concatenate([load(shared_clip(c)) for c in (A1,)] + [gap, load(shared_clip(B))])
     talk = np.concatenate([talk, gap, load(shared_clip(A2))])
-    path = _write_wav(tmp_path / "two-people.wav", talk)
+    path = write_wav(tmp_path / "two-people.wav", talk)
     page = open_page()
     page.locator("#tj-single-file input[type=file]").set_input_files(str(path))
     expect(page.locator("#tj-single-file").get_by_role("cell", name=path.name)).to_be_visible()
@@ -353,11 +353,11 @@ def test_history_renames_a_speaker_and_exports_minutes(
 
     from tingji.audio import load
 
-    from .test_diarize_api import A1, A2, B, _write_wav
+    from .conftest import A1, A2, B, write_wav
 
     gap = np.zeros(11200, np.float32)
     parts = [load(shared_clip(A1)), gap, load(shared_clip(B)), gap, load(shared_clip(A2))]
-    path = _write_wav(tmp_path / "例会.wav", np.concatenate(parts))
+    path = write_wav(tmp_path / "例会.wav", np.concatenate(parts))
     with path.open("rb") as audio:
         answer = httpx.post(
             server.url + "api/transcriptions",
@@ -392,6 +392,13 @@ def test_history_renames_a_speaker_and_exports_minutes(
     assert any(t.startswith("[00:00:00] 王经理：") for t in texts), texts
     found = httpx.get(server.url + "api/history", params={"q": "王经理"}, timeout=10).json()
     assert found["total"] >= 1
+    # the renamed speaker's voice, kept for later recordings
+    page.locator("#tj-hist-speaker-name").get_by_role("textbox").fill("王经理")
+    page.locator("#tj-hist-enrol").click()
+    expect(page.locator("#tj-hist-status .tj-ok")).to_contain_text("已保存声纹：王经理")
+    voices = httpx.get(server.url + "api/voices", timeout=10).json()
+    assert [v["name"] for v in voices] == ["王经理"]
+    assert httpx.delete(server.url + "api/voices/王经理", timeout=10).status_code == 200
 
 
 def test_english_by_switch_and_by_query(open_page: Any, tmp_path: Path) -> None:

@@ -120,6 +120,18 @@ MIGRATIONS: list[tuple[str, str]] = [
         INSERT INTO transcriptions_fts(transcriptions_fts) VALUES ('rebuild');
         """,
     ),
+    (
+        "voice profiles",
+        """
+        CREATE TABLE voices (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL UNIQUE,
+            embedding BLOB NOT NULL,
+            source TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL
+        );
+        """,
+    ),
 ]
 
 

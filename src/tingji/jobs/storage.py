@@ -1,5 +1,6 @@
 """All SQL lives in :mod:`tingji.jobs`: :class:`Storage` is the history database with its
-stores (history with full-text search, batch jobs, hotword lists), one module per concept.
+stores (history with full-text search, batch jobs, hotword lists, voice profiles), one module
+per concept.
 
 SQLite in WAL mode; one connection shared by threads under a lock. The schema is the
 append-only list in :mod:`tingji.jobs.migrations`.
@@ -10,11 +11,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
 
 from tingji.jobs.database import WalState
 from tingji.jobs.job_store import JobStore
 
-__all__ = ["Storage", "WalState"]
+__all__ = ["Storage", "Voice", "WalState"]
 
 
 class Storage(JobStore):
@@ -37,3 +41,38 @@ class Storage(JobStore):
     def delete_hotword_list(self, name: str) -> bool:
         with self._transaction() as db:
             return db.execute("DELETE FROM hotword_lists WHERE name = ?", (name,)).rowcount > 0
+
+    # -- voice profiles ----------------------------------------------------------------------
+    def save_voice(self, name: str, embedding: np.ndarray, source: str = "") -> None:
+        """Keep a named voice (a unit vector); the same name again replaces it."""
+        blob = np.asarray(embedding, dtype="<f4").tobytes()
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO voices (name, embedding, source, created_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET embedding = excluded.embedding, "
+                "source = excluded.source, created_at = excluded.created_at",
+                (name, blob, source, time.time()),
+            )
+
+    def voices(self) -> list[Voice]:
+        rows = self._query("SELECT name, embedding, source, created_at FROM voices ORDER BY name")
+        return [
+            Voice(r["name"], np.frombuffer(r["embedding"], dtype="<f4").copy(), r["source"],
+                  r["created_at"])
+            for r in rows
+        ]  # fmt: skip
+
+    def delete_voice(self, name: str) -> bool:
+        with self._transaction() as db:
+            return db.execute("DELETE FROM voices WHERE name = ?", (name,)).rowcount > 0
+
+
+@dataclass(frozen=True)
+class Voice:
+    """An enrolled voice: recordings label a speaker who sounds like it with its name."""
+
+    name: str
+    embedding: np.ndarray
+    source: str
+    """Where it was enrolled from: a clip's name, or ``entry 12, S2``."""
+    created_at: float

@@ -14,7 +14,15 @@ from tingji import __version__
 from tingji.config import Settings
 from tingji.server import access, errors, limits, redact
 from tingji.server.deps import require_key
-from tingji.server.routes import history, jobs, openai, streaming, system, transcriptions
+from tingji.server.routes import (
+    history,
+    jobs,
+    openai,
+    streaming,
+    system,
+    transcriptions,
+    voices,
+)
 from tingji.service import Tingji
 
 log = logging.getLogger("tingji.server")
@@ -53,6 +61,7 @@ def create_app(
         openai.router,
         jobs.router,
         history.router,
+        voices.router,
         system.router,
     ):
         app.include_router(router, dependencies=protected)

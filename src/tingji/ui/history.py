@@ -120,7 +120,9 @@ def build(page: Page) -> None:
                         new_name = tr(
                             gr.Textbox, label=T("hist.new_name"), elem_id="tj-hist-speaker-name"
                         )
-                    rename = tr(gr.Button, value=T("hist.rename"), elem_id="tj-hist-rename")
+                    with gr.Row(equal_height=True):
+                        rename = tr(gr.Button, value=T("hist.rename"), elem_id="tj-hist-rename")
+                        enrol = tr(gr.Button, value=T("hist.enrol"), elem_id="tj-hist-enrol")
                 downloads = tr(
                     gr.File,
                     label=T("hist.downloads"),
@@ -251,6 +253,16 @@ def build(page: Page) -> None:
         note = status_line(t("hist.renamed", lang, old=old, new=" ".join(name.split())), "ok")
         return segment_rows(entry.segments), choices, files, "", note
 
+    def enrol_voice(entry_id: int, who: str | None, name: str, lang: str) -> str:
+        """Keep the chosen speaker's voice under the typed name (or the speaker's own)."""
+        if not entry_id or not who:
+            return ""
+        try:
+            voice = service.enrol_from_entry(entry_id, who, name.strip() or who)
+        except TingjiError as exc:
+            return status_line(message(exc, lang), "error")
+        return status_line(t("hist.enrolled", lang, name=voice.name), "ok")
+
     def ask(entry_id: int, lang: str) -> tuple[Any, ...]:
         if not entry_id:
             return gr.update(), ""
@@ -308,6 +320,7 @@ def build(page: Page) -> None:
     table.select(open_entry, inputs=[page.lang], outputs=detail_outputs).then(
         entry_files, inputs=[selected, page.lang], outputs=[speaker, downloads]
     )
+    enrol.click(enrol_voice, inputs=[selected, speaker, new_name, page.lang], outputs=[status])
     rename.click(
         rename_speaker,
         inputs=[selected, speaker, new_name, page.lang],

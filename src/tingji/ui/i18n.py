@@ -149,6 +149,11 @@ TEXTS: dict[str, tuple[str, str]] = {
     "hist.speaker": ("说话人", "Speaker"),
     "hist.new_name": ("新名字（如：王经理）", "New name (e.g. Ms Wang)"),
     "hist.rename": ("改名", "Rename"),
+    "hist.enrol": (
+        "保存为声纹（以后的录音自动认出此人）",
+        "Save as a voice (recognised in later recordings)",
+    ),
+    "hist.enrolled": ("已保存声纹：{name}", "Voice saved: {name}"),
     "hist.renamed": (
         "已改名：{old} → {new}（导出与搜索都用新名字）",
         "Renamed {old} → {new} (exports and search use it)",
