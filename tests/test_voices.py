@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import openai
 import pytest
 from fastapi.testclient import TestClient
 
@@ -66,6 +67,13 @@ def test_enrolled_voices_name_speakers_until_deleted(
     assert made.json()["source"] == f"entry {entry_id}, {b_label}"
     labels = _labels(http, path, reference)
     assert labels["A"] == {"张老师"} and labels["B"] == {"李老师"}
+    # the OpenAI endpoint keeps enrolled names too (letters only for unknown voices)
+    sdk = openai.OpenAI(base_url="http://testserver/v1", api_key="x", http_client=http)
+    with path.open("rb") as audio:
+        result = sdk.audio.transcriptions.create(
+            model="whisper-1", file=audio, language="zh", response_format="diarized_json"
+        )
+    assert {s.speaker for s in result.segments} == {"张老师", "李老师"}
 
     assert http.delete("/api/voices/张老师").status_code == 200
     assert http.delete("/api/voices/李老师").status_code == 200

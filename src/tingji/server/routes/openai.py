@@ -196,7 +196,9 @@ def transcriptions(
         references=known_speaker_references or [],
     )
     transcript = _run(service, file, request)
-    return _respond(transcript, response_format, "transcribe", {" ".join(n.split()) for n in names})
+    # named speakers keep their names: the request's known speakers and the enrolled voices
+    known = {" ".join(n.split()) for n in names} | {v.name for v in service.voices()}
+    return _respond(transcript, response_format, "transcribe", known)
 
 
 @router.post("/audio/translations")
