@@ -18,7 +18,6 @@ import hashlib
 import io
 import os
 import pickle
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -264,9 +263,3 @@ def read_torch_state(handle: BinaryIO) -> dict[str, Any]:
 
     converted: dict[str, Any] = convert(result)
     return converted
-
-
-def copy_into(source: DiarizationWeights, folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(source.segmentation, folder / SEGMENTATION)
-    shutil.copy2(source.embedding, folder / EMBEDDING)
