@@ -198,7 +198,7 @@ def test_entry_export_srt(api: Api, meeting: tuple[dict[str, Any], bytes]) -> No
 def test_entry_export_rejects_unknown_format(
     api: Api, meeting: tuple[dict[str, Any], bytes]
 ) -> None:
-    response = api.client.get(f"/api/history/{meeting[0]['id']}/export?format=docx")
+    response = api.client.get(f"/api/history/{meeting[0]['id']}/export?format=pdf")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_option"
 
