@@ -7,7 +7,6 @@ diarizer's internals.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Sequence
 
@@ -26,8 +25,6 @@ MIN_FLOOR_SECONDS = 0.5
 CUT_REACH_SECONDS = 1.0
 """A cut at a change of speaker goes to the widest pause within this distance of it."""
 MIN_CUT_PAUSE = 0.2
-_HAN = re.compile(r"[\u3400-\u9fff]")
-_TRAILING_PARTICLES = set("吗呢吧啊呀嘛啦哦")
 
 
 def floor(turns: Sequence[SpeakerTurn], duration: float) -> list[SpeakerTurn]:
@@ -109,19 +106,13 @@ def split_at_changes(words: Sequence[Word], holds: Sequence[SpeakerTurn]) -> lis
     end of a word of jieba's dictionary, never before a sentence-final particle)."""
     if len(words) < 2:
         return [list(words)]
-    text = "".join(w.text for w in words)
-    ends = textproc.word_ends(text) if _HAN.search(text) else None
-    offsets = np.cumsum([len(w.text) for w in words])
+    whole = textproc.whole_word_cuts([w.text for w in words])
 
     def allowed(n: int) -> bool:  # a cut after word n
         following = words[n + 1].text.strip()[:1]
         if following and unicodedata.category(following).startswith("P"):
             return False  # punctuation stays with the word before it
-        if ends is None or not _HAN.search(words[n].text + words[n + 1].text[:1]):
-            return True
-        if words[n + 1].text.strip()[:1] in _TRAILING_PARTICLES:
-            return False
-        return int(offsets[n]) in ends
+        return whole[n]
 
     typical = 2.0 * float(np.median([w.end - w.start for w in words]))
 

@@ -13,6 +13,7 @@ import functools
 import logging
 import re
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from tingji.types import Script
@@ -127,3 +128,27 @@ def warm() -> None:
     """Load jieba's dictionary (about a second) in the background, so the first timed Chinese
     segment does not wait for it."""
     threading.Thread(target=is_word, args=("中文",), name="tingji-jieba", daemon=True).start()
+
+
+_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+TRAILING_PARTICLES = frozenset("吗呢吧啊呀嘛啦哦")
+"""Chinese particles that end a sentence: a cut never comes before one."""
+
+
+def whole_word_cuts(words: Sequence[str]) -> list[bool]:
+    """For each boundary between ``words[n]`` and ``words[n + 1]`` (Whisper's words: in
+    Chinese a character or two), whether cutting there keeps words whole: anywhere between
+    words of other scripts; in Chinese only at the end of a word of jieba's dictionary and
+    never before a sentence-final particle."""
+    text = "".join(words)
+    ends = word_ends(text) if _HAN.search(text) else set()
+    offset, out = 0, []
+    for word, following in zip(words, words[1:], strict=False):
+        offset += len(word)
+        if not _HAN.search(word + following[:1]):
+            out.append(True)
+        elif following.strip()[:1] in TRAILING_PARTICLES:
+            out.append(False)
+        else:
+            out.append(offset in ends)
+    return out

@@ -83,8 +83,6 @@ MAX_WORD_SECONDS = 1.5
 sentence over the silence after it."""
 _SENTENCE_END = set("。！？!?.…")
 _CLAUSE_END = _SENTENCE_END | set("，,、；;：:")
-_TRAILING_PARTICLES = set("吗呢吧啊呀嘛啦哦")
-"""Chinese particles that end a sentence: a piece never begins with one."""
 
 
 @dataclass
@@ -406,17 +404,10 @@ def _split_words(words: list[Word], duration: float) -> list[Piece]:
     """
     typical = 2.0 * float(np.median([w.end - w.start for w in words]))
     pauses = [max(0.0, w.end - w.start - typical) for w in words]
-    offsets = np.cumsum([len(w.text) for w in words])
-    text = "".join(w.text for w in words)
-    ends = textproc.word_ends(text) if _HAN.search(text) else set()
+    whole = textproc.whole_word_cuts([w.text for w in words])
 
     def allowed(n: int) -> bool:
-        word, following = words[n], words[n + 1]
-        if not _HAN.search(word.text + following.text[:1]):
-            return True  # whole words
-        if following.text.strip()[:1] in _TRAILING_PARTICLES:
-            return False
-        return bool(offsets[n] in ends)
+        return whole[n]
 
     def width(n: int) -> float:
         marked = words[n].text.strip()[-1:] in _CLAUSE_END or words[n + 1].text.startswith(" ")
