@@ -24,9 +24,9 @@ import numpy as np
 from tingji import audio, exports
 from tingji.config import Settings
 from tingji.engine.backend import Backend
-from tingji.engine.diarize import MAX_SPEAKERS, Diarizer
+from tingji.engine.diarize import Diarizer
 from tingji.engine.manager import ModelManager
-from tingji.engine.pipeline import Diarize, Source, Transcription
+from tingji.engine.pipeline import Source, Transcription
 from tingji.engine.streaming import (
     BufferedRecognizer,
     DecodeGate,
@@ -38,14 +38,14 @@ from tingji.engine.streaming import (
 from tingji.errors import AudioError, BusyError, NotFoundError, OptionError, TooManyFilesError
 from tingji.jobs.audio_store import AudioStore, StoredAudio
 from tingji.jobs.runner import JobCancelled, JobRunner
-from tingji.jobs.storage import Storage, Voice
+from tingji.jobs.storage import Storage
+from tingji.speaker_service import SpeakerService
 from tingji.system import SystemInfo, system_info
 from tingji.types import (
     HistoryEntry,
     JobStatus,
     ModelInfo,
     Segment,
-    SpeakerTurn,
     TranscribeOptions,
     Transcript,
     options_from_dict,
@@ -54,9 +54,6 @@ from tingji.types import (
 
 log = logging.getLogger("tingji")
 
-MAX_SPEAKER_NAME = 64
-MIN_VOICE_SECONDS, MAX_VOICE_SECONDS = 3.0, 30.0
-"""How much of one person's speech a voice profile is made from."""
 LIVE_TICKET_SECONDS = 600.0
 """How long a web page's live-stream ticket is good for (a stream started in time goes on)."""
 ORPHAN_IDLE_S = 3600.0
@@ -83,7 +80,7 @@ class Saved:
     entry_id: int
 
 
-class Tingji:
+class Tingji(SpeakerService):
     """Recognition with the configured defaults, models loaded once and shared."""
 
     def __init__(self, settings: Settings | None = None) -> None:
@@ -173,99 +170,6 @@ class Tingji:
             max_seconds=self.settings.max_audio_hours * 3600,
             diarize=self._speakers_for(voices or {}),
         )
-
-    # -- speakers ----------------------------------------------------------------------------
-    def diarizer(self) -> Diarizer:
-        """The speaker diarizer, loaded (and its weights fetched) on first use."""
-        with self._diarizer_lock:
-            if self._diarizer is None:
-                from tingji.engine.diarize import load_diarizer
-
-                self._diarizer = load_diarizer(
-                    self.settings.diarization_dir, fetch=self.settings.diarization_fetch
-                )
-            return self._diarizer
-
-    def voice_of(self, clip: np.ndarray) -> np.ndarray:
-        """A voice embedding of a clip of one speaker (16 kHz mono, a few seconds)."""
-        return self.diarizer().embedder.embed([clip])[0]
-
-    # -- voice profiles ----------------------------------------------------------------------
-    def voices(self) -> list[Voice]:
-        return self.history.voices()
-
-    def enrol_voice(self, name: str, source: Source, label: str = "") -> Voice:
-        """Enrol a named voice from a clip of that person alone (3–30 s; 5–10 s is plenty):
-        recordings diarized from then on label a speaker who sounds like it with the name."""
-        cleaned = _speaker_name(name)
-        try:
-            blocks = list(audio.stream(source, max_seconds=MAX_VOICE_SECONDS + 0.5))
-        except AudioError as exc:
-            exc.source = label or exc.source
-            raise
-        clip = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
-        seconds = len(clip) / audio.SAMPLE_RATE
-        if seconds < MIN_VOICE_SECONDS:
-            raise OptionError(
-                f"a voice needs at least {MIN_VOICE_SECONDS:.0f} s of speech; this clip has "
-                f"{seconds:.1f} s"
-            )
-        self.history.save_voice(cleaned, self.voice_of(clip), label)
-        return next(v for v in self.history.voices() if v.name == cleaned)
-
-    def enrol_from_entry(self, entry_id: int, speaker: str, name: str) -> Voice:
-        """Enrol a speaker of a past entry (from its stored audio: the speaker's longest
-        segments, up to 30 s)."""
-        cleaned = _speaker_name(name)
-        entry = self.get_entry(entry_id)
-        path = self.entry_audio(entry_id)
-        if path is None:
-            raise NotFoundError(f"the audio of entry {entry_id} is not stored any more")
-        mine = sorted(
-            (s for s in entry.segments if s.speaker == speaker), key=lambda s: s.start - s.end
-        )
-        if not mine:
-            raise NotFoundError(f"entry {entry_id} has no speaker '{speaker}'")
-        samples = audio.load(str(path))
-        pieces, total = [], 0.0
-        for seg in mine:
-            if total >= MAX_VOICE_SECONDS:
-                break
-            piece = samples[int(seg.start * audio.SAMPLE_RATE) : int(seg.end * audio.SAMPLE_RATE)]
-            pieces.append(piece)
-            total += len(piece) / audio.SAMPLE_RATE
-        if total < MIN_VOICE_SECONDS:
-            raise OptionError(
-                f"{speaker} speaks {total:.1f} s in entry {entry_id}; a voice needs "
-                f"{MIN_VOICE_SECONDS:.0f} s"
-            )
-        voice = self.voice_of(np.concatenate(pieces))
-        self.history.save_voice(cleaned, voice, f"entry {entry_id}, {speaker}")
-        return next(v for v in self.history.voices() if v.name == cleaned)
-
-    def delete_voice(self, name: str) -> None:
-        if not self.history.delete_voice(name):
-            raise NotFoundError(f"no voice named '{name}'")
-
-    def _speakers_for(self, voices: dict[str, np.ndarray]) -> Diarize:
-        def run(
-            samples: np.ndarray, options: TranscribeOptions, progress: Callable[[float], None]
-        ) -> list[SpeakerTurn]:
-            from tingji.engine.diarize import SpeakerCount
-            from tingji.engine.diarize.voices import name_speakers
-
-            count = SpeakerCount(
-                exact=options.speakers,
-                minimum=options.min_speakers or 1,
-                maximum=options.max_speakers or MAX_SPEAKERS,
-            )
-            found = self.diarizer()(samples, count, progress)
-            known = {v.name: v.embedding for v in self.history.voices()} | voices
-            if known:
-                found = name_speakers(found, known, self.settings.voice_match)
-            return found.turns
-
-        return run
 
     def transcribe(
         self,
@@ -466,15 +370,6 @@ class Tingji:
         path = self.audio_store.path(entry.audio_file)
         return path if path.is_file() else None
 
-    def rename_speaker(self, entry_id: int, speaker: str, name: str) -> HistoryEntry:
-        """Give a speaker of an entry a name (S2 → 王经理) in every segment and turn."""
-        cleaned = _speaker_name(name)
-        self.get_entry(entry_id)
-        entry = self.history.rename_speaker(entry_id, speaker, cleaned)
-        if entry is None:
-            raise NotFoundError(f"entry {entry_id} has no speaker '{speaker}'")
-        return entry
-
     def delete_entries(self, ids: list[int]) -> int:
         """Delete history entries and their stored audio; returns how many existed."""
         existing = [i for i in ids if self.history.get_transcription(i) is not None]
@@ -640,13 +535,6 @@ class Tingji:
         if self._storage is not None:
             self._storage.close()
             self._storage = None
-
-
-def _speaker_name(name: str) -> str:
-    cleaned = " ".join(name.split())
-    if not cleaned or len(cleaned) > MAX_SPEAKER_NAME or not cleaned.isprintable():
-        raise OptionError(f"a speaker's name must be 1–{MAX_SPEAKER_NAME} printable characters")
-    return cleaned
 
 
 def _gpu_used(info: SystemInfo) -> int | None:
