@@ -13,6 +13,7 @@ import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -299,12 +300,7 @@ def test_rename_a_speaker_then_search_and_export_minutes(
     import docx
 
     path, reference = talk
-    with path.open("rb") as audio:
-        body = http.post(
-            "/api/transcriptions",
-            files={"file": ("周会.wav", audio, "audio/wav")},
-            data={"language": "zh", "diarize": "true", "speakers": "2"},
-        ).json()
+    body = _diarized(http, path, "周会.wav", speakers=2)
     entry_id = body["id"]
     first = body["segments"][0]["speaker"]  # A's label
     renamed = http.post(
@@ -343,12 +339,7 @@ def test_rename_a_speaker_then_search_and_export_minutes(
 
 def test_renaming_checks_its_input(http: TestClient, talk: tuple[Path, list[SpeakerTurn]]) -> None:
     path, _ = talk
-    with path.open("rb") as audio:
-        entry_id = http.post(
-            "/api/transcriptions",
-            files={"file": ("t.wav", audio, "audio/wav")},
-            data={"language": "zh", "diarize": "true"},
-        ).json()["id"]
+    entry_id = _diarized(http, path, "t.wav")["id"]
     for body, status in (
         ({"speaker": "S9", "name": "x"}, 404),
         ({"speaker": "S1", "name": "   "}, 400),
@@ -362,3 +353,82 @@ def test_renaming_checks_its_input(http: TestClient, talk: tuple[Path, list[Spea
         == 404
     )
     assert http.get(f"/api/history/{entry_id}/export", params={"format": "pdf"}).status_code == 400
+
+
+def test_correct_a_segment_then_search_export_and_put_it_back(
+    http: TestClient, talk: tuple[Path, list[SpeakerTurn]]
+) -> None:
+    import docx
+
+    path, _ = talk
+    body = _diarized(http, path, "例会.wav", speakers=2)
+    entry_id, recognised = body["id"], body["segments"]
+    first, other = recognised[0]["speaker"], {"S1": "S2", "S2": "S1"}[recognised[0]["speaker"]]
+    answer = http.patch(
+        f"/api/history/{entry_id}/segments/0",
+        json={"text": "  会议纪要由 王经理\n整理  ", "speaker": other},
+    )
+    assert answer.status_code == 200, answer.text
+    entry = answer.json()
+    assert entry["segments"][0]["text"] == "会议纪要由 王经理 整理"  # one line
+    assert entry["segments"][0]["speaker"] == other
+    assert entry["segments"][1:] == recognised[1:]
+    assert entry["original_segments"] == recognised and entry["edited_at"]
+    assert entry["text"].startswith("会议纪要由 王经理 整理")
+    # the speaker turns follow: nobody but `other` talks inside the corrected segment
+    start, end = recognised[0]["start"], recognised[0]["end"]
+    inside = [t for t in entry["speakers"] if t["start"] < end - 0.01 and t["end"] > start + 0.01]
+    assert {t["speaker"] for t in inside} == {other}
+    assert http.get(f"/api/history/{entry_id}").json() == entry
+    found = http.get("/api/history", params={"q": "会议纪要"}).json()["items"]
+    assert [item["id"] for item in found] == [entry_id]
+    srt = http.get(f"/api/history/{entry_id}/export", params={"format": "srt"}).text
+    assert f"[{other}] 会议纪要由 王经理 整理" in srt
+    document = docx.Document(
+        io.BytesIO(http.get(f"/api/history/{entry_id}/export", params={"format": "docx"}).content)
+    )
+    assert any("会议纪要由 王经理 整理" in p.text for p in document.paragraphs)
+    # put back: exactly the recognition again
+    back = http.post(f"/api/history/{entry_id}/segments/0/revert").json()
+    assert back["segments"] == recognised and back["original_segments"] is None
+    assert back["text"] == body["text"]
+    assert first in {t["speaker"] for t in back["speakers"]}
+    assert http.get("/api/history", params={"q": "会议纪要"}).json()["items"] == []
+
+
+def test_corrections_check_their_input(
+    http: TestClient, talk: tuple[Path, list[SpeakerTurn]]
+) -> None:
+    path, _ = talk
+    body = _diarized(http, path, "t.wav")
+    entry_id = body["id"]
+    for url, payload, status in (
+        (f"/api/history/{entry_id}/segments/0", {}, 400),
+        (f"/api/history/{entry_id}/segments/0", {"text": "   "}, 400),
+        (f"/api/history/{entry_id}/segments/0", {"text": ""}, 422),
+        (f"/api/history/{entry_id}/segments/0", {"text": "a\u0000b"}, 400),
+        (f"/api/history/{entry_id}/segments/0", {"text": "字" * 2001}, 422),
+        (f"/api/history/{entry_id}/segments/0", {"speaker": "a\u0007b"}, 400),
+        (f"/api/history/{entry_id}/segments/-1", {"text": "x"}, 422),
+        (f"/api/history/{entry_id}/segments/999", {"text": "x"}, 404),
+        (f"/api/history/{entry_id}/segments/{2**70}", {"text": "x"}, 404),
+        ("/api/history/999999/segments/0", {"text": "x"}, 404),
+    ):
+        answer = http.patch(url, json=payload)
+        assert answer.status_code == status, (url, payload, answer.text)
+        assert "Traceback" not in answer.text
+    assert http.get(f"/api/history/{entry_id}").json()["segments"] == body["segments"]
+    assert http.post(f"/api/history/{entry_id}/segments/999/revert").status_code == 404
+
+
+def _diarized(http: TestClient, path: Path, name: str, speakers: int | None = None) -> Any:
+    """The answer to recognising ``path`` (sent as ``name``) with its speakers told apart."""
+    data = {"language": "zh", "diarize": "true"}
+    if speakers:
+        data["speakers"] = str(speakers)
+    with path.open("rb") as audio:
+        answer = http.post(
+            "/api/transcriptions", files={"file": (name, audio, "audio/wav")}, data=data
+        )
+    assert answer.status_code == 200, answer.text
+    return answer.json()

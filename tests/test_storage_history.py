@@ -67,3 +67,84 @@ def test_speakers_are_kept_with_the_entry(tmp_path: Path) -> None:
     entry = storage.get_transcription(storage.add_transcription(transcript, name="a", options={}))
     assert entry is not None and entry.speakers == turns
     assert [s.speaker for s in entry.segments] == ["S1", "S2"]
+
+
+def _meeting(storage: Storage) -> int:
+    model = ModelInfo("whisper", "base", "-", "cpu", "int8")
+    turns = [SpeakerTurn(0.0, 2.0, "S1"), SpeakerTurn(2.0, 5.0, "S2")]
+    segments = [
+        Segment(0, 0.0, 2.0, "今天讨论预算", speaker="S1"),
+        Segment(1, 2.0, 3.5, "我同意", speaker="S2"),
+        Segment(2, 3.5, 5.0, "下周再定", speaker="S2"),
+    ]
+    transcript = Transcript(
+        "今天讨论预算我同意下周再定", segments, "zh", 0.9, 5.0, 0.1, model, speakers=turns
+    )
+    return storage.add_transcription(transcript, name="周会.wav", options={})
+
+
+def test_a_corrected_segment_is_saved_searched_and_the_recognition_kept(tmp_path: Path) -> None:
+    from tingji import edits
+
+    storage = Storage(tmp_path / "history.db")
+    entry_id = _meeting(storage)
+    entry = storage.update_transcription(
+        entry_id, lambda e: edits.edit_segment(e, 1, text="我不同意", speaker="S1")
+    )
+    assert entry is not None
+    assert entry.text == "今天讨论预算我不同意下周再定"
+    assert [(s.text, s.speaker) for s in entry.segments] == [
+        ("今天讨论预算", "S1"),
+        ("我不同意", "S1"),
+        ("下周再定", "S2"),
+    ]
+    assert entry.original is not None and entry.original[1].text == "我同意"
+    assert entry.original[1].speaker == "S2" and entry.edited_at is not None
+    # S2's speech in that segment is now S1's; S1's turns join up
+    assert entry.speakers == [SpeakerTurn(0.0, 3.5, "S1"), SpeakerTurn(3.5, 5.0, "S2")]
+    assert edits.edited(entry) == [False, True, False]
+    # searched by the correction (long and short queries), not by what it replaced
+    assert [e.id for e in storage.search("我不同意")[0]] == [entry_id]
+    assert [e.id for e in storage.search("不同")[0]] == [entry_id]
+    assert storage.search("预算我同意")[0] == []
+    # a second correction keeps the first recognition, not the first correction
+    again = storage.update_transcription(entry_id, lambda e: edits.edit_segment(e, 1, text="好"))
+    assert again is not None and again.original is not None and again.original[1].text == "我同意"
+    # a rename reaches the kept original too (a name is a label, not a correction)
+    renamed = storage.update_transcription(entry_id, lambda e: edits.rename_speaker(e, "S2", "李"))
+    assert renamed is not None and renamed.original is not None
+    assert [s.speaker for s in renamed.original] == ["S1", "李", "李"]
+    # put back: as recognised (under its new name), and no longer marked as corrected
+    back = storage.update_transcription(entry_id, lambda e: edits.revert_segment(e, 1))
+    assert back is not None and back.original is None and back.edited_at is None
+    assert back.text == "今天讨论预算我同意下周再定"
+    assert back.speakers == [SpeakerTurn(0.0, 2.0, "S1"), SpeakerTurn(2.0, 5.0, "李")]
+    reopened = Storage(tmp_path / "history.db").get_transcription(entry_id)
+    assert reopened == back
+
+
+def test_corrections_at_the_same_time_are_all_kept(tmp_path: Path) -> None:
+    import threading
+
+    from tingji import edits
+
+    path = tmp_path / "history.db"
+    entry_id = _meeting(Storage(path))
+    stores = [Storage(path) for _ in range(3)]  # three connections, as three servers would
+
+    def correct(i: int) -> None:
+        for n in range(5):
+            stores[i].update_transcription(
+                entry_id, lambda e, i=i, n=n: edits.edit_segment(e, i, text=f"第{i}段第{n}次")
+            )
+
+    threads = [threading.Thread(target=correct, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    entry = Storage(path).get_transcription(entry_id)
+    assert entry is not None
+    assert [s.text for s in entry.segments] == ["第0段第4次", "第1段第4次", "第2段第4次"]
+    assert entry.original is not None
+    assert [s.text for s in entry.original] == ["今天讨论预算", "我同意", "下周再定"]

@@ -196,6 +196,29 @@ def shot(page: Page, folder: Path, name: str) -> Path:
     return path
 
 
+def _meeting(server: Server, path: Path) -> tuple[Path, dict[str, Any]]:
+    """A two-speaker meeting (A, B, A) written to ``path``, recognised with its speakers told
+    apart: the file and the server's answer."""
+    import numpy as np
+
+    from tingji.audio import load
+
+    from .conftest import A1, A2, B, write_wav
+
+    gap = np.zeros(11200, np.float32)
+    parts = [load(shared_clip(A1)), gap, load(shared_clip(B)), gap, load(shared_clip(A2))]
+    write_wav(path, np.concatenate(parts))
+    with path.open("rb") as audio:
+        answer = httpx.post(
+            server.url + "api/transcriptions",
+            files={"file": (path.name, audio, "audio/wav")},
+            data={"language": "zh", "diarize": "true"},
+            timeout=RECOGNITION_TIMEOUT_MS / 1000,
+        )
+    assert answer.status_code == 200, answer.text
+    return path, answer.json()
+
+
 # -- the tests -------------------------------------------------------------------------------
 def test_single_file_shows_the_text(open_page: Any, tmp_path: Path) -> None:
     clip = shared_clip(MANDARIN)
@@ -349,38 +372,23 @@ def test_history_renames_a_speaker_and_exports_minutes(
     open_page: Any, server: Server, tmp_path: Path
 ) -> None:
     import docx
-    import numpy as np
 
-    from tingji.audio import load
-
-    from .conftest import A1, A2, B, write_wav
-
-    gap = np.zeros(11200, np.float32)
-    parts = [load(shared_clip(A1)), gap, load(shared_clip(B)), gap, load(shared_clip(A2))]
-    path = write_wav(tmp_path / "例会.wav", np.concatenate(parts))
-    with path.open("rb") as audio:
-        answer = httpx.post(
-            server.url + "api/transcriptions",
-            files={"file": (path.name, audio, "audio/wav")},
-            data={"language": "zh", "diarize": "true"},
-            timeout=RECOGNITION_TIMEOUT_MS / 1000,
-        )
-    assert answer.status_code == 200, answer.text
-    first = answer.json()["segments"][0]["speaker"]
+    path, body = _meeting(server, tmp_path / "例会.wav")
+    first = body["segments"][0]["speaker"]
     page = open_page()
     select_tab(page, "识别历史")
     page.locator("#tj-hist-query").get_by_role("textbox").fill("例会")
     page.locator("#tj-hist-search").click()
     table = page.locator("#tj-hist-table")
     table.get_by_role("gridcell", name=path.name).first.click()
-    expect(page.locator("#tj-hist-segments")).to_contain_text(f"[{first}] ")
+    expect(page.locator("#tj-hist-transcript .tj-seg-spk").first).to_have_text(first)
     page.get_by_text("说话人改名").click()
     # the first speaker is chosen already
     expect(page.locator("#tj-hist-speaker input")).to_have_value(first)
     page.locator("#tj-hist-speaker-name").get_by_role("textbox").fill("王经理")
     page.locator("#tj-hist-rename").click()
     expect(page.locator("#tj-hist-status .tj-ok")).to_contain_text("王经理")
-    expect(page.locator("#tj-hist-segments")).to_contain_text("[王经理] ")
+    expect(page.locator("#tj-hist-transcript .tj-seg-spk").first).to_have_text("王经理")
     downloads = page.locator("#tj-hist-downloads")
     expect(downloads).to_contain_text(".docx")
     shot(page, tmp_path, "history-speakers")
@@ -399,6 +407,91 @@ def test_history_renames_a_speaker_and_exports_minutes(
     voices = httpx.get(server.url + "api/voices", timeout=10).json()
     assert [v["name"] for v in voices] == ["王经理"]
     assert httpx.delete(server.url + "api/voices/王经理", timeout=10).status_code == 200
+
+
+def test_history_transcript_plays_marks_and_corrects(
+    open_page: Any, server: Server, tmp_path: Path
+) -> None:
+    """The transcript view: a click plays from that segment (highlighted while it plays), a
+    speaker's sample plays and stops, search hits are marked, a correction (text and speaker)
+    is saved beside the recognition, searched, and in the docx; it can be put back."""
+    import docx
+
+    path, body = _meeting(server, tmp_path / "周例会.wav")
+    entry_id, recognised = body["id"], body["segments"]
+    assert len(recognised) >= 3
+    word = re.sub(r"[^\u4e00-\u9fff]", "", recognised[-1]["text"])[:3]  # a word said last
+    page = open_page()
+    select_tab(page, "识别历史")
+    page.locator("#tj-hist-query").get_by_role("textbox").fill(word)
+    page.locator("#tj-hist-search").click()
+    page.locator("#tj-hist-table").get_by_role("gridcell", name=path.name).first.click()
+    view = page.locator("#tj-hist-transcript")
+    segments = view.locator(".tj-seg")
+    expect(segments).to_have_count(len(recognised))
+    expect(segments.last.locator("mark")).to_have_text(word)  # the search hit, marked
+    audio = page.locator("#tj-hist-audio")
+    expect(audio).to_have_count(1)
+    page.wait_for_function(
+        "() => document.getElementById('tj-hist-audio').readyState >= 1", timeout=30_000
+    )
+    # click a segment: the recording plays from its start, and it is the highlighted one
+    target = segments.nth(1)
+    start = float(target.get_attribute("data-start") or "0")
+    page.evaluate("() => { document.getElementById('tj-hist-audio').muted = true; }")
+    target.locator(".tj-seg-text").click()
+    page.wait_for_function(
+        "() => { const a = document.getElementById('tj-hist-audio');"
+        " return !a.paused && a.currentTime > 0; }",
+        timeout=15_000,
+    )
+    at = audio.evaluate("a => a.currentTime")
+    assert start - 0.05 <= at < start + 1.5, (start, at)
+    expect(target).to_have_class(re.compile(r"\btj-playing\b"), timeout=10_000)
+    expect(view.locator(".tj-playing")).to_have_count(1)
+    # a speaker's sample plays their longest stretch (up to 8 s) and stops at its end
+    sample = view.locator(".tj-sample").first
+    sample_end = float(sample.get_attribute("data-end") or "0")
+    sample.click()
+    page.wait_for_function("() => document.getElementById('tj-hist-audio').paused", timeout=20_000)
+    stopped = audio.evaluate("a => a.currentTime")
+    assert sample_end - 0.1 <= stopped <= sample_end + 0.6, (sample_end, stopped)
+    # correct the first segment: its text and who says it
+    first = segments.first
+    first.locator(".tj-seg-edit").click()
+    editor = first.locator(".tj-seg-editor")
+    editor.locator("textarea").fill("")
+    editor.locator(".tj-edit-save").click()
+    expect(editor.locator(".tj-edit-error")).to_have_text("文字不能为空。")
+    editor.locator("input").fill("王经理")  # (its list of speakers closes when focus leaves)
+    editor.locator("textarea").fill("会议现在开始，先说预算")
+    shot(page, tmp_path, "transcript-editing")
+    editor.locator(".tj-edit-save").click()
+    expect(first.locator(".tj-seg-text")).to_have_text("会议现在开始，先说预算")
+    expect(first.locator(".tj-seg-spk")).to_have_text("王经理")
+    expect(first.locator(".tj-seg-orig")).to_contain_text(recognised[0]["text"])
+    expect(first.locator(".tj-badge")).to_have_text("已修改")
+    expect(segments.nth(1).locator(".tj-seg-orig")).to_have_count(0)
+    shot(page, tmp_path, "transcript-corrected")
+    saved = httpx.get(server.url + f"api/history/{entry_id}", timeout=10).json()
+    assert saved["segments"][0]["text"] == "会议现在开始，先说预算"
+    assert saved["segments"][0]["speaker"] == "王经理"
+    assert saved["segments"][1:] == recognised[1:]
+    assert saved["original_segments"] == recognised
+    found = httpx.get(server.url + "api/history", params={"q": "先说预算"}, timeout=10).json()
+    assert [item["id"] for item in found["items"]] == [entry_id]
+    # the downloads follow the correction
+    downloads = page.locator("#tj-hist-downloads")
+    with page.expect_download() as waiting:
+        downloads.locator('a[href$=".docx"]').first.click()
+    texts = [p.text for p in docx.Document(waiting.value.path()).paragraphs]
+    assert any(t.startswith("[00:00:00] 王经理：会议现在开始，先说预算") for t in texts), texts
+    # put it back
+    first.locator(".tj-seg-revert").click()
+    expect(first.locator(".tj-seg-text")).to_have_text(recognised[0]["text"])
+    expect(first.locator(".tj-seg-orig")).to_have_count(0)
+    back = httpx.get(server.url + f"api/history/{entry_id}", timeout=10).json()
+    assert back["segments"] == recognised and back["original_segments"] is None
 
 
 def test_english_by_switch_and_by_query(open_page: Any, tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
-"""The facade's part about speakers: the diarizer, voice profiles, and the names of the
-speakers of saved entries. A mixin of :class:`tingji.service.Tingji`."""
+"""The facade's part about who said what: the diarizer, voice profiles, the names of the
+speakers of saved entries and corrections of their segments. A mixin of
+:class:`tingji.service.Tingji`."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tingji import audio
+from tingji import audio, edits
 from tingji.config import Settings
 from tingji.engine.diarize import MAX_SPEAKERS, Diarizer
 from tingji.engine.pipeline import Diarize, Source
@@ -135,9 +136,46 @@ class SpeakerService:
         """Give a speaker of an entry a name (S2 → 王经理) in every segment and turn."""
         cleaned = _speaker_name(name)
         self.get_entry(entry_id)
-        entry = self.history.rename_speaker(entry_id, speaker, cleaned)
+
+        def rename(entry: HistoryEntry) -> HistoryEntry:
+            if speaker not in edits.speakers_of(entry):
+                raise NotFoundError(f"entry {entry_id} has no speaker '{speaker}'")
+            return edits.rename_speaker(entry, speaker, cleaned)
+
+        return self._corrected(entry_id, rename)
+
+    def edit_segment(
+        self, entry_id: int, index: int, *, text: str | None = None, speaker: str | None = None
+    ) -> HistoryEntry:
+        """Correct segment ``index`` (0-based) of an entry: what it says, who says it, or both.
+        The recognition is kept beside (``entry.original``); search, exports and minutes use
+        the correction."""
+        if text is None and speaker is None:
+            raise OptionError("say what to correct: the segment's text, its speaker or both")
+        said = None if text is None else _segment_text(text)
+        who = None if speaker is None else _speaker_name(speaker)
+
+        def change(entry: HistoryEntry) -> HistoryEntry:
+            _check_index(entry, index)
+            return edits.edit_segment(entry, index, text=said, speaker=who)
+
+        return self._corrected(entry_id, change)
+
+    def revert_segment(self, entry_id: int, index: int) -> HistoryEntry:
+        """Put segment ``index`` back as it was recognised."""
+
+        def change(entry: HistoryEntry) -> HistoryEntry:
+            _check_index(entry, index)
+            return edits.revert_segment(entry, index)
+
+        return self._corrected(entry_id, change)
+
+    def _corrected(
+        self, entry_id: int, change: Callable[[HistoryEntry], HistoryEntry]
+    ) -> HistoryEntry:
+        entry = self.history.update_transcription(entry_id, change)
         if entry is None:
-            raise NotFoundError(f"entry {entry_id} has no speaker '{speaker}'")
+            raise NotFoundError(f"no history entry {entry_id}")
         return entry
 
 
@@ -146,3 +184,21 @@ def _speaker_name(name: str) -> str:
     if not cleaned or len(cleaned) > MAX_SPEAKER_NAME or not cleaned.isprintable():
         raise OptionError(f"a speaker's name must be 1–{MAX_SPEAKER_NAME} printable characters")
     return cleaned
+
+
+def _segment_text(text: str) -> str:
+    cleaned = " ".join(text.split())
+    if not cleaned:
+        raise OptionError("a segment's text cannot be empty")
+    if len(cleaned) > edits.MAX_SEGMENT_TEXT or not cleaned.isprintable():
+        raise OptionError(
+            f"a segment's text must be at most {edits.MAX_SEGMENT_TEXT} printable characters"
+        )
+    return cleaned
+
+
+def _check_index(entry: HistoryEntry, index: int) -> None:
+    if not 0 <= index < len(entry.segments):
+        raise NotFoundError(
+            f"entry {entry.id} has no segment {index} (it has {len(entry.segments)}, from 0)"
+        )

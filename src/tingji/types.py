@@ -161,6 +161,10 @@ class HistoryEntry:
     job_id: str | None = None
     omitted: list[Omission] = field(default_factory=list)
     speakers: list[SpeakerTurn] = field(default_factory=list)
+    original: list[Segment] | None = None
+    """The segments as recognised, when some were corrected since (same order and times)."""
+    edited_at: float | None = None
+    """When a segment was last corrected (unix seconds)."""
 
 
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -21,7 +21,7 @@ from tingji.types import (
 
 _ENTRY_COLUMNS = (
     "id, created_at, name, language, duration, processing_time, model, device, text, "
-    "segments, replacements, options, audio_file, job_id, omitted, speakers"
+    "segments, replacements, options, audio_file, job_id, omitted, speakers, original, edited_at"
 )
 
 
@@ -140,30 +140,37 @@ class HistoryStore(Database):
             params.append(until)
         return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
 
-    def rename_speaker(self, entry_id: int, old: str, new: str) -> HistoryEntry | None:
-        """Rename a speaker throughout an entry (its segments and turns; renaming onto another
-        speaker's name joins the two). None when the entry or the speaker is not there."""
+    def update_transcription(
+        self, entry_id: int, change: Callable[[HistoryEntry], HistoryEntry]
+    ) -> HistoryEntry | None:
+        """Correct an entry: ``change`` gets it as stored and returns it corrected (its text,
+        segments, speaker turns and kept original are written), all in one transaction, so two
+        corrections at once never lose one. None when there is no such entry."""
         if not _is_row_id(entry_id):
             return None
         with self._transaction() as db:
             row = db.execute(
-                "SELECT segments, speakers FROM transcriptions WHERE id = ?", (entry_id,)
+                f"SELECT {_ENTRY_COLUMNS} FROM transcriptions WHERE id = ?", (entry_id,)
             ).fetchone()
             if row is None:
                 return None
-            segments, turns = json.loads(row["segments"]), json.loads(row["speakers"])
-            if old not in {s.get("speaker") for s in segments} | {t["speaker"] for t in turns}:
-                return None
-            for item in [*segments, *turns]:
-                if item.get("speaker") == old:
-                    item["speaker"] = new
+            before = _entry(row)
+            after = change(before)
+            if after == before:
+                return before
+            original = after.original
             db.execute(
-                "UPDATE transcriptions SET segments = ?, speakers = ?, speaker_names = ? "
-                "WHERE id = ?",
+                "UPDATE transcriptions SET text = ?, segments = ?, speakers = ?, "
+                "speaker_names = ?, original = ?, edited_at = ? WHERE id = ?",
                 (
-                    json.dumps(segments, ensure_ascii=False),
-                    json.dumps(turns, ensure_ascii=False),
-                    _names(s.get("speaker") for s in segments),
+                    after.text,
+                    json.dumps([asdict(s) for s in after.segments], ensure_ascii=False),
+                    json.dumps([asdict(t) for t in after.speakers], ensure_ascii=False),
+                    _names(s.speaker for s in after.segments),
+                    None
+                    if original is None
+                    else json.dumps([asdict(s) for s in original], ensure_ascii=False),
+                    time.time() if original is not None else None,
                     entry_id,
                 ),
             )
@@ -249,4 +256,8 @@ def _entry(row: sqlite3.Row) -> HistoryEntry:
         job_id=row["job_id"],
         omitted=[Omission(**o) for o in json.loads(row["omitted"])],
         speakers=[SpeakerTurn(**t) for t in json.loads(row["speakers"])],
+        original=None
+        if row["original"] is None
+        else [Segment(**s) for s in json.loads(row["original"])],
+        edited_at=row["edited_at"],
     )

@@ -132,6 +132,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "transcript edits",
+        """
+        ALTER TABLE transcriptions ADD COLUMN original TEXT;
+        ALTER TABLE transcriptions ADD COLUMN edited_at REAL;
+        """,
+    ),
 ]
 
 

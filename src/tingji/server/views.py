@@ -56,6 +56,10 @@ def entry_view(entry: HistoryEntry, *, full: bool = True) -> dict[str, Any]:
         view["omitted"] = [asdict(o) for o in entry.omitted]
         view["speakers"] = [asdict(t) for t in entry.speakers]
         view["options"] = entry.options
+        view["edited_at"] = iso(entry.edited_at)
+        view["original_segments"] = (
+            None if entry.original is None else [asdict(s) for s in entry.original]
+        )
     return view
 
 

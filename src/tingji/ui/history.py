@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from typing import Any
+from urllib.parse import quote
 
 import gradio as gr
 
@@ -13,10 +14,10 @@ from tingji import minutes
 from tingji.errors import OptionError, TingjiError
 from tingji.exports import entry_transcript
 from tingji.formats import render
+from tingji.ui import transcript
 from tingji.ui.common import clock, confirm_panel, date_time, message, safe_stem, status_line
 from tingji.ui.i18n import Lazy, T, language_choices, language_name, t
 from tingji.ui.page import Page
-from tingji.ui.single import segment_rows, segments_table
 
 PAGE_SIZE = 10
 EXCERPT = 60
@@ -106,8 +107,15 @@ def build(page: Page) -> None:
                     nxt = tr(gr.Button, value=T("hist.next"), size="sm", min_width=80)
             with gr.Column(scale=2, min_width=300):
                 entry_info = tr(gr.Markdown, value=T("hist.none"), elem_id="tj-hist-entry")
-                player = tr(gr.Audio, label=T("hist.audio"), type="filepath", interactive=False)
-                entry_segments = segments_table(page, elem_id="tj-hist-segments")
+                player = gr.HTML(elem_id="tj-hist-player")
+                tr(gr.Markdown, value=T("hist.transcript_hint"), elem_classes=["tj-hint"])
+                transcript_view = gr.HTML(
+                    value=transcript.render(None, "zh"),
+                    js_on_load=transcript.script(),
+                    server_functions=[transcript.corrector(service)],
+                    elem_id="tj-hist-transcript",
+                    max_height=560,
+                )
                 with tr(gr.Accordion, label=T("hist.speakers"), open=False, visible=True):
                     with gr.Row(equal_height=True):
                         speaker = tr(
@@ -187,13 +195,14 @@ def build(page: Page) -> None:
         *fields, number, lang = values
         return run_search(fields, number, lang)
 
-    def open_entry(lang: str, evt: gr.SelectData) -> tuple[Any, ...]:
+    def open_entry(text: str, lang: str, evt: gr.SelectData) -> tuple[Any, ...]:
         row = evt.row_value or []
         try:
             entry = service.get_entry(int(row[0]))
             audio = service.entry_audio(entry.id)
         except (TingjiError, ValueError, IndexError) as exc:
-            return 0, status_line(message(exc, lang), "error"), None, [], gr.update(), _hide()
+            problem = status_line(message(exc, lang), "error")
+            return 0, problem, "", transcript.render(None, lang), gr.update(), _hide()
         lines = [
             f"### {entry.name}",
             f"{date_time(entry.created_at)} · {language_name(entry.language, lang)} · "
@@ -201,14 +210,25 @@ def build(page: Page) -> None:
         ]
         if audio is None:
             lines.append(t("hist.no_audio", lang))
+        # the data dir itself is never served: the player gets a link in the scratch area
+        url = _file_url(page.scratch.offer(audio)) if audio else None
         return (
             entry.id,
             "\n\n".join(lines),
-            page.scratch.offer(audio) if audio else None,  # the data dir itself is never served
-            segment_rows(entry.segments),
+            transcript.player(url, lang),
+            transcript.render(entry, lang, text or ""),
             gr.update(interactive=True),
             _hide(),
         )
+
+    def show_again(entry_id: int, text: str, lang: str) -> Any:
+        """The open entry's transcript in the page's language (after a switch)."""
+        if not entry_id:
+            return transcript.render(None, lang)
+        try:
+            return transcript.render(service.get_entry(entry_id), lang, text or "")
+        except TingjiError:
+            return transcript.render(None, lang)
 
     def entry_files(entry_id: int, lang: str) -> tuple[Any, ...]:
         """The entry's speakers to rename, and its downloads (minutes included)."""
@@ -251,7 +271,7 @@ def build(page: Page) -> None:
             )
         choices, files = entry_files(entry.id, lang)
         note = status_line(t("hist.renamed", lang, old=old, new=" ".join(name.split())), "ok")
-        return segment_rows(entry.segments), choices, files, "", note
+        return transcript.render(entry, lang), choices, files, "", note
 
     def enrol_voice(entry_id: int, who: str | None, name: str, lang: str) -> str:
         """Keep the chosen speaker's voice under the typed name (or the speaker's own)."""
@@ -285,8 +305,8 @@ def build(page: Page) -> None:
         return (
             0,
             t("hist.none", lang),
-            None,
-            [],
+            "",
+            transcript.render(None, lang),
             gr.update(interactive=False),
             _hide(),
             rows,
@@ -311,20 +331,22 @@ def build(page: Page) -> None:
             return gr.update(visible="hidden"), status_line(message(exc, lang), "error")
         return gr.update(value=str(target), visible=True), ""
 
-    detail_outputs = [selected, entry_info, player, entry_segments, delete, confirm.box]
+    detail_outputs = [selected, entry_info, player, transcript_view, delete, confirm.box]
     search.click(first_page, inputs=[*filters, page.lang], outputs=search_outputs)
     query.submit(first_page, inputs=[*filters, page.lang], outputs=search_outputs)
     prev.click(turn(-1), inputs=[*filters, page_no, page.lang], outputs=search_outputs)
     nxt.click(turn(+1), inputs=[*filters, page_no, page.lang], outputs=search_outputs)
     tab.select(refresh, inputs=[*filters, page_no, page.lang], outputs=search_outputs)
-    table.select(open_entry, inputs=[page.lang], outputs=detail_outputs).then(
+    table.select(open_entry, inputs=[query, page.lang], outputs=detail_outputs).then(
         entry_files, inputs=[selected, page.lang], outputs=[speaker, downloads]
     )
+    # a correction saved in the transcript: its downloads and speakers follow
+    transcript_view.change(entry_files, inputs=[selected, page.lang], outputs=[speaker, downloads])
     enrol.click(enrol_voice, inputs=[selected, speaker, new_name, page.lang], outputs=[status])
     rename.click(
         rename_speaker,
         inputs=[selected, speaker, new_name, page.lang],
-        outputs=[entry_segments, speaker, downloads, new_name, status],
+        outputs=[transcript_view, speaker, downloads, new_name, status],
     )
     delete.click(ask, inputs=[selected, page.lang], outputs=[confirm.box, confirm.text])
     confirm.no.click(_hide, outputs=[confirm.box])
@@ -335,8 +357,14 @@ def build(page: Page) -> None:
     )
     export.click(export_csv, inputs=[*filters, page.lang], outputs=[export_file, status])
     page.on_load.append((refresh, [*filters, page_no, page.lang], search_outputs))
+    page.on_load.append((show_again, [selected, query, page.lang], [transcript_view]))
 
 
 def _hide() -> dict[str, Any]:
     """Hide the delete confirmation."""
     return gr.update(visible=False)
+
+
+def _file_url(path: str) -> str:
+    """Where the page fetches a file of the scratch area (relative: works under a prefix)."""
+    return "gradio_api/file=" + quote(path)

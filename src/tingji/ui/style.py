@@ -77,6 +77,41 @@ CSS = """
 .tj-progress .tj-meta b { color: var(--body-text-color); }
 .tj-confirm { border: 1px solid #fca5a5; border-radius: 8px; gap: 8px;
   padding: 10px; background: rgba(239, 68, 68, .06); }
+#tj-hist-player audio { width: 100%; }
+.tj-player-none, .tj-transcript.tj-empty, .tj-transcript .tj-empty {
+  color: var(--body-text-color-subdued); padding: 6px 2px; }
+.tj-hint p { font-size: .88rem; color: var(--body-text-color-subdued); margin: 0; }
+.tj-transcript { line-height: 1.7; font-size: 1rem; }
+.tj-people { display: flex; flex-wrap: wrap; gap: 6px 12px; align-items: center;
+  padding: 4px 2px 8px 2px; border-bottom: 1px solid var(--border-color-primary); }
+.tj-person { display: inline-flex; align-items: center; gap: 4px; }
+.tj-talk { color: var(--body-text-color-subdued); font-size: .85em; }
+.tj-sample, .tj-seg-edit, .tj-seg-revert, .tj-seg-editor button {
+  border: 1px solid var(--border-color-primary); border-radius: 6px; background: none;
+  cursor: pointer; padding: 0 6px; font-size: .85em; line-height: 1.6; color: inherit; }
+.tj-seg { padding: 5px 6px; border-radius: 6px; cursor: pointer; position: relative;
+  overflow-wrap: anywhere; }
+.tj-seg:hover { background: rgba(148, 163, 184, .12); }
+.tj-seg.tj-playing { background: rgba(20, 184, 166, .16);
+  box-shadow: inset 3px 0 0 var(--color-accent); }
+.tj-seg-time { color: var(--body-text-color-subdued); font-size: .85em; margin-right: 6px;
+  font-variant-numeric: tabular-nums; }
+.tj-seg-spk { font-weight: 600; margin-right: 6px; }
+.tj-seg-spk::after { content: "："; }
+.tj-seg-edit { margin-left: 6px; opacity: .55; }
+.tj-seg:hover .tj-seg-edit, .tj-seg-edit:focus { opacity: 1; }
+.tj-seg mark { background: #fde68a; color: #1f2937; border-radius: 3px; padding: 0 2px; }
+.tj-seg-orig { font-size: .85em; color: var(--body-text-color-subdued); margin-top: 2px; }
+.tj-badge { background: rgba(245, 158, 11, .18); color: #92400e; border-radius: 4px;
+  padding: 0 5px; font-size: .9em; }
+.tj-seg-editor { display: flex; flex-wrap: wrap; gap: 6px; margin-top: 6px; cursor: auto; }
+.tj-seg-editor textarea { flex: 1 1 100%; min-height: 3em; font: inherit; padding: 4px 6px;
+  border: 1px solid var(--border-color-primary); border-radius: 6px;
+  background: var(--input-background-fill); color: inherit; }
+.tj-seg-editor input { width: 10em; font: inherit; padding: 2px 6px; color: inherit;
+  border: 1px solid var(--border-color-primary); border-radius: 6px;
+  background: var(--input-background-fill); }
+.tj-edit-error { color: #dc2626; flex: 1 1 100%; }
 @media (max-width: 640px) {
   .gradio-container { padding: 6px !important; }
   #tj-title h2 { font-size: 1.2rem; }

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -129,6 +129,33 @@ class RenameRequest(BaseModel):
 def rename_speaker(service: Service, entry_id: int, body: RenameRequest) -> dict[str, Any]:
     """Rename a speaker throughout an entry; exports and search use the name from then on."""
     return entry_view(service.rename_speaker(entry_id, body.speaker, body.name))
+
+
+class SegmentEdit(BaseModel):
+    text: str | None = Field(
+        default=None, min_length=1, max_length=2000, description="what the segment says"
+    )
+    speaker: str | None = Field(
+        default=None, min_length=1, max_length=64, description="who says it: 王经理 or S2"
+    )
+
+
+@router.patch("/{entry_id}/segments/{index}")
+def edit_segment(
+    service: Service, entry_id: int, index: Annotated[int, Path(ge=0)], body: SegmentEdit
+) -> dict[str, Any]:
+    """Correct segment ``index`` (0-based) of an entry: its text, speaker or both. The
+    recognition is kept (``original_segments``); search, exports and minutes use the
+    correction."""
+    return entry_view(service.edit_segment(entry_id, index, text=body.text, speaker=body.speaker))
+
+
+@router.post("/{entry_id}/segments/{index}/revert")
+def revert_segment(
+    service: Service, entry_id: int, index: Annotated[int, Path(ge=0)]
+) -> dict[str, Any]:
+    """Put segment ``index`` back as it was recognised."""
+    return entry_view(service.revert_segment(entry_id, index))
 
 
 MINUTES = {"md": "text/markdown; charset=utf-8", "docx": DOCX}
