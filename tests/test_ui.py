@@ -494,6 +494,36 @@ def test_history_transcript_plays_marks_and_corrects(
     assert back["segments"] == recognised and back["original_segments"] is None
 
 
+def test_voice_profiles_are_enrolled_from_a_clip_used_and_deleted(
+    open_page: Any, server: Server, tmp_path: Path
+) -> None:
+    from .conftest import A2
+
+    page = open_page()
+    select_tab(page, "识别历史")
+    page.locator("#tj-voices").get_by_text("声纹库").click()
+    page.locator("#tj-voices-clip input[type=file]").set_input_files(str(shared_clip(A2)))
+    page.locator("#tj-voices-add").click()
+    expect(page.locator("#tj-voices-status .tj-error")).to_have_text("请填写名字。")
+    page.locator("#tj-voices-name").get_by_role("textbox").fill("张老师")
+    page.locator("#tj-voices-add").click()
+    expect(page.locator("#tj-voices-status .tj-ok")).to_have_text("已保存声纹：张老师")
+    expect(page.locator("#tj-voices-table")).to_contain_text("张老师")
+    voices = httpx.get(server.url + "api/voices", timeout=10).json()
+    assert [v["name"] for v in voices] == ["张老师"]
+    # another recording of that speaker (A, then B) is labelled with the name; B stays S…
+    _, body = _meeting(server, tmp_path / "声纹.wav")
+    said = [s["speaker"] for s in body["segments"]]
+    assert said[0] == "张老师", said
+    assert any(name.startswith("S") for name in said), said
+    shot(page, tmp_path, "voices")
+    expect(page.locator("#tj-voices-pick input")).to_have_value("张老师")
+    page.locator("#tj-voices-del").click()
+    expect(page.locator("#tj-voices-status .tj-ok")).to_have_text("已删除声纹：张老师")
+    expect(page.locator("#tj-voices-table")).not_to_contain_text("张老师")
+    assert httpx.get(server.url + "api/voices", timeout=10).json() == []
+
+
 def test_english_by_switch_and_by_query(open_page: Any, tmp_path: Path) -> None:
     page = open_page()
     tabs = page.get_by_role("tab")

@@ -33,6 +33,12 @@ def test_ui_login_when_a_password_is_set(tmp_path: Path, model_cache: Path) -> N
     settings = Settings(data_dir=tmp_path, models_dir=model_cache, ui_password="pw")
     with TestClient(create_app(settings)) as client:
         assert client.get("/config").status_code == 401
+        # the transcript's correction function too: nothing without the login
+        call = {"data": [1, 0, "edit", "x", "", "zh", ""], "fn_name": "correct"}
+        answer = client.post(
+            "/gradio_api/component_server/", json={**call, "component_id": 1, "session_hash": "s"}
+        )
+        assert answer.status_code == 401
         answer = client.post("/login", data={"username": "admin", "password": "pw"})
         assert answer.status_code == 200, answer.text
         assert client.get("/config").status_code == 200
@@ -101,3 +107,46 @@ def test_batch_progress() -> None:
     assert percent(_job("done", [("done", 1.0, 1.0), ("failed", None, 0.0)])) == 100.0
     assert percent(_job("cancelled", [("done", 1.0, 1.0), ("cancelled", 2.0, 0.5)])) == 50.0
     assert 'data-percent="0"' in progress_html(None, "en")
+
+
+def test_the_transcripts_correction_function_takes_only_what_it_expects(tmp_path: Path) -> None:
+    """What the page calls to correct a segment can be called by any logged-in client with
+    anything: it answers a message, never an exception, and changes nothing then."""
+    from tingji.service import Tingji
+    from tingji.types import ModelInfo, Segment, Transcript
+    from tingji.ui.transcript import corrector, render
+
+    service = Tingji(Settings(data_dir=tmp_path / "data"))
+    model = ModelInfo("whisper", "base", "-", "cpu", "int8")
+    segments = [Segment(0, 0.0, 1.0, "你好<b>", speaker="S1"), Segment(1, 1.0, 2.0, "再见")]
+    entry_id = service.history.add_transcription(
+        Transcript("你好<b>再见", segments, "zh", 0.9, 2.0, 0.1, model), name="a.wav", options={}
+    )
+    correct = corrector(service)
+    for data in (
+        None,
+        "x",
+        [entry_id, 0, "edit", "a", "S1", "zh"],  # one short
+        [str(entry_id), "0", "drop", "", "", "zh", ""],
+        [entry_id, 0.5, "edit", "a", "", "zh", ""],
+        [True, 0, "edit", "a", "", "zh", ""],
+        [{"id": 1}, 0, "edit", "a", "", "zh", ""],
+        [entry_id, 9, "edit", "a", "", "zh", ""],
+        [entry_id, -1, "edit", "a", "", "zh", ""],
+        [10**30, 0, "edit", "a", "", "zh", ""],
+        [entry_id, 0, "edit", "   ", "", "zh", ""],
+        [entry_id, 0, "edit", "a" * 2001, "", "en", ""],
+        [entry_id, 0, "edit", "a", "x\u0007", "zh", ""],
+        [entry_id, 0, "revert", None, None, "zh", ""],  # nothing to put back: unchanged
+    ):
+        answer = correct(data)
+        assert set(answer) in ({"ok", "message"}, {"ok", "html"}), (data, answer)
+        entry = service.get_entry(entry_id)
+        assert entry.segments == segments and entry.original is None, data
+    assert correct([entry_id, 0, "edit", " ", "", "zh", ""])["message"] == "文字不能为空。"
+    answer = correct([entry_id, 1, "edit", "明天见", None, "en", "明天"])
+    assert answer["ok"] and "<mark>明天</mark>见" in answer["html"]
+    assert "你好&lt;b&gt;" in answer["html"] and "你好<b>" not in answer["html"]  # escaped
+    assert service.get_entry(entry_id).text == "你好<b>明天见"
+    assert "Nothing was recognised" not in render(service.get_entry(entry_id), "en")
+    service.close()

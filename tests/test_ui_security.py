@@ -15,6 +15,7 @@ import html
 import io
 import json
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -405,11 +406,13 @@ def test_the_data_dir_is_never_served_yet_history_plays_its_audio(ui: Ui) -> Non
         assert 400 <= answer.status_code < 500, (path, answer.status_code)
     entry = ui.service.history.search("")[0][0]
     row = [str(entry.id), "", entry.name, entry.text]
-    outputs = _select_row(ui, "open_entry", row, [None])  # its one input is the page language
-    player = outputs[2]
-    assert player and Path(player["path"]).is_relative_to(data / "tmp" / "ui"), player
-    assert not Path(player["path"]).is_relative_to(data / "audio")
-    played = ui.client.get(player["url"].replace("http://testserver", ""))
+    outputs = _select_row(ui, "open_entry", row, [None, None])  # the query, the page language
+    found = re.search(r'<audio id="tj-hist-audio"[^>]* src="gradio_api/file=([^"]+)"', outputs[2])
+    assert found, outputs[2]
+    played_path = Path(unquote(html.unescape(found.group(1))))
+    assert played_path.is_relative_to(data / "tmp" / "ui"), played_path
+    assert not played_path.is_relative_to(data / "audio")
+    played = ui.client.get("/gradio_api/file=" + found.group(1))
     assert played.status_code == 200
     assert played.content == (data / "audio" / name).read_bytes()
 

@@ -14,7 +14,7 @@ from tingji import minutes
 from tingji.errors import OptionError, TingjiError
 from tingji.exports import entry_transcript
 from tingji.formats import render
-from tingji.ui import transcript
+from tingji.ui import transcript, voices
 from tingji.ui.common import clock, confirm_panel, date_time, message, safe_stem, status_line
 from tingji.ui.i18n import Lazy, T, language_choices, language_name, t
 from tingji.ui.page import Page
@@ -105,6 +105,7 @@ def build(page: Page) -> None:
                     prev = tr(gr.Button, value=T("hist.prev"), size="sm", min_width=80)
                     pager = gr.Markdown(elem_id="tj-hist-pager")
                     nxt = tr(gr.Button, value=T("hist.next"), size="sm", min_width=80)
+                show_voices, voice_outputs = voices.build(page)
             with gr.Column(scale=2, min_width=300):
                 entry_info = tr(gr.Markdown, value=T("hist.none"), elem_id="tj-hist-entry")
                 player = gr.HTML(elem_id="tj-hist-player")
@@ -342,7 +343,9 @@ def build(page: Page) -> None:
     )
     # a correction saved in the transcript: its downloads and speakers follow
     transcript_view.change(entry_files, inputs=[selected, page.lang], outputs=[speaker, downloads])
-    enrol.click(enrol_voice, inputs=[selected, speaker, new_name, page.lang], outputs=[status])
+    enrol.click(
+        enrol_voice, inputs=[selected, speaker, new_name, page.lang], outputs=[status]
+    ).then(show_voices, inputs=[page.lang], outputs=voice_outputs)
     rename.click(
         rename_speaker,
         inputs=[selected, speaker, new_name, page.lang],

@@ -189,6 +189,24 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Click a segment to play from there; ✎ corrects its text or speaker (the recognition "
         "is kept).",
     ),
+    "voice.title": ("声纹库（认出说话人）", "Voice profiles (speakers recognised by name)"),
+    "voice.hint": (
+        "登记一个人的声音（5–10 秒只有他/她说话的录音）：以后区分说话人时，"
+        "声音相似的人直接标上名字；没登记的仍是 S1、S2…",
+        "Enrol a person's voice from 5–10 s of them speaking alone: when speakers are told "
+        "apart later, a voice that matches is labelled with the name; others stay S1, S2…",
+    ),
+    "voice.col.name": ("名字", "Name"),
+    "voice.col.source": ("来自", "From"),
+    "voice.col.time": ("登记时间", "Enrolled"),
+    "voice.clip": ("此人单独说话的录音（5–10 秒）", "A clip of the person alone (5–10 s)"),
+    "voice.name": ("名字（如：王经理）", "Name (e.g. Ms Wang)"),
+    "voice.enrol": ("登记声纹", "Enrol the voice"),
+    "voice.pick": ("已登记的声纹", "Enrolled voice"),
+    "voice.delete": ("删除此声纹", "Delete the voice"),
+    "voice.deleted": ("已删除声纹：{name}", "Voice deleted: {name}"),
+    "voice.need_clip": ("请先上传或录一段此人的声音。", "Upload or record a clip first."),
+    "voice.need_name": ("请填写名字。", "Give the voice a name."),
     "edit.save": ("保存", "Save"),
     "edit.cancel": ("取消", "Cancel"),
     "edit.saving": ("保存中…", "Saving…"),

@@ -10,7 +10,6 @@ in the browser is ``transcript.js``; it calls :func:`corrector`'s function on th
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from tingji import edits
 from tingji.errors import OptionError, TingjiError
 from tingji.service import Tingji
 from tingji.types import HistoryEntry, Segment
-from tingji.ui.common import clock, message
+from tingji.ui.common import clock, highlight, message
 from tingji.ui.i18n import t
 
 SCRIPT = Path(__file__).with_name("transcript.js")
@@ -44,7 +43,7 @@ def player(audio_url: str | None, lang: str) -> str:
 def render(entry: HistoryEntry | None, lang: str, query: str = "") -> str:
     """The transcript of ``entry`` as HTML (every text escaped; search hits in ``<mark>``)."""
     if entry is None:
-        return f'<div class="tj-transcript tj-empty">{html.escape(t("hist.none", lang))}</div>'
+        return '<div class="tj-transcript tj-empty"></div>'  # the entry line says so
     labels = {
         "data-entry": str(entry.id),
         "data-lang": lang,
@@ -169,7 +168,7 @@ def _segment(i: int, segment: Segment, original: Segment | None, query: str, lan
         f'title="{html.escape(t("edit.play", lang))}">',
         f'<span class="tj-seg-time">{clock(segment.start, fraction=False)}</span>',
         speaker,
-        f'<span class="tj-seg-text">{_marked(segment.text, query)}</span>',
+        f'<span class="tj-seg-text">{highlight(segment.text, [query.strip()])}</span>',
         f'<button class="tj-seg-edit" title="{html.escape(t("edit.edit", lang))}">✎</button>',
     ]
     if original is not None:
@@ -182,14 +181,3 @@ def _segment(i: int, segment: Segment, original: Segment | None, query: str, lan
         )
     out.append("</div>")
     return "".join(out)
-
-
-def _marked(text: str, query: str) -> str:
-    """``text`` escaped, each occurrence of ``query`` (any case) in ``<mark>``."""
-    query = query.strip()
-    if not query:
-        return html.escape(text)
-    pieces = re.split(f"({re.escape(query)})", text, flags=re.IGNORECASE)
-    return "".join(
-        f"<mark>{html.escape(p)}</mark>" if n % 2 else html.escape(p) for n, p in enumerate(pieces)
-    )
