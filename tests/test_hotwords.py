@@ -279,7 +279,7 @@ def test_index_is_fast_on_a_large_glossary(glossary: list[str]) -> None:
 
 
 def test_a_term_the_hinted_pass_lost_is_written_back() -> None:
-    from tingji.engine.pipeline import restore_terms
+    from tingji.engine.finish import restore_terms
 
     # the first pass had 广州市, the hinted pass 国州市 but the term it was hinted with
     assert restore_terms(

@@ -39,6 +39,7 @@ import numpy as np
 
 from tingji.engine import text as textproc
 from tingji.engine.backend import Backend, Decoded, DecodeOptions, Piece
+from tingji.engine.finish import hint_for, postprocess, script_for_matching
 from tingji.engine.hotwords import HotwordIndex
 from tingji.engine.pipeline import (
     HINT_ALL_LIMIT,
@@ -46,9 +47,6 @@ from tingji.engine.pipeline import (
     LANGUAGE_PROBE_SECONDS,
     TIMESTAMP_WINDOW_SECONDS,
     Transcription,
-    hint_for,
-    postprocess,
-    script_for_matching,
 )
 from tingji.engine.vad import (
     SAMPLE_RATE,
