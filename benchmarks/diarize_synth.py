@@ -16,8 +16,10 @@ overlapping audio is added and clipped to [-1, 1]. Never more than two people ta
 
 ``build(folder)`` writes ``<name>.wav`` (16 kHz mono PCM16), ``<name>.rttm`` and
 ``manifest.jsonl``, byte for byte the same on every run; it rebuilds only when a file is
-missing or :data:`VERSION` changed. ``python -m benchmarks.diarize_synth [--force]`` builds
-(``--force``: even when current) and prints a summary.
+missing or :data:`VERSION` changed. ``build_hour(folder)`` does the same for :data:`HOUR`, one
+60-minute conversation (5 speakers, overlap) for measuring the cost of long recordings; it is not
+one of the ten. ``python -m benchmarks.diarize_synth [--force]`` builds the ten (``--force``:
+even when current) and prints a summary.
 """
 
 from __future__ import annotations
@@ -109,6 +111,8 @@ PLANS = tuple(
     )
 )
 """45 minutes in all: 2-5 speakers, 2-10 minutes, overlap in five files."""
+HOUR = Plan("hour_5spk", 5, 60, True, 7100)
+"""An hour of conversation, for the cost of diarizing long recordings (memory, time)."""
 
 
 @dataclass(frozen=True)
@@ -225,12 +229,14 @@ def conversation(plan: Plan) -> tuple[np.ndarray, list[Turn]]:
 
 
 def write_wav(path: Path, audio: np.ndarray) -> None:
-    pcm = np.round(np.clip(audio, -1.0, 1.0) * 32767).astype("<i2")
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(RATE)
-        out.writeframes(pcm.tobytes())
+        block = 60 * RATE  # a minute at a time: an hour's copies would take a GB
+        for start in range(0, len(audio), block):
+            piece = audio[start : start + block]
+            out.writeframes(np.round(np.clip(piece, -1.0, 1.0) * 32767).astype("<i2").tobytes())
 
 
 def rttm(uri: str, turns: list[Turn]) -> str:
@@ -262,40 +268,57 @@ def _current(folder: Path) -> list[dict[str, Any]] | None:
     return entries
 
 
+def _write(folder: Path, plan: Plan) -> dict[str, Any]:
+    """Build one conversation into ``folder``: its audio, its RTTM, its manifest entry."""
+    audio, turns = conversation(plan)
+    write_wav(folder / f"{plan.name}.wav", audio)
+    (folder / f"{plan.name}.rttm").write_text(rttm(plan.name, turns), encoding="utf-8")
+    return {
+        "name": plan.name,
+        "audio": f"{plan.name}.wav",
+        "rttm": f"{plan.name}.rttm",
+        "speakers": len({t.speaker for t in turns}),
+        "speaker_names": sorted({t.speaker for t in turns}),
+        "duration_s": len(audio) / RATE,
+        "turns": len(turns),
+        "speech_s": round(sum(len(t.audio) for t in turns) / RATE, 3),
+        "overlap_s": round(_overlap_seconds(turns, len(audio)), 3),
+        "overlap_fraction_of_turns": round(sum(t.overlapped for t in turns) / len(turns), 4),
+        "seed": plan.seed,
+        "version": VERSION,
+    }
+
+
 def build(folder: Path = FOLDER, *, force: bool = False) -> list[dict[str, Any]]:
     """The conversations' manifest entries, writing the files first unless they are current."""
     if not force and (entries := _current(folder)) is not None:
         return entries
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "manifest.jsonl").unlink(missing_ok=True)
-    entries = []
-    for plan in PLANS:
-        audio, turns = conversation(plan)
-        write_wav(folder / f"{plan.name}.wav", audio)
-        (folder / f"{plan.name}.rttm").write_text(rttm(plan.name, turns), encoding="utf-8")
-        entries.append(
-            {
-                "name": plan.name,
-                "audio": f"{plan.name}.wav",
-                "rttm": f"{plan.name}.rttm",
-                "speakers": len({t.speaker for t in turns}),
-                "speaker_names": sorted({t.speaker for t in turns}),
-                "duration_s": len(audio) / RATE,
-                "turns": len(turns),
-                "speech_s": round(sum(len(t.audio) for t in turns) / RATE, 3),
-                "overlap_s": round(_overlap_seconds(turns, len(audio)), 3),
-                "overlap_fraction_of_turns": round(
-                    sum(t.overlapped for t in turns) / len(turns), 4
-                ),
-                "seed": plan.seed,
-                "version": VERSION,
-            }
-        )
+    entries = [_write(folder, plan) for plan in PLANS]
     # the manifest last: a build cut short leaves none, so the next run builds again
     (folder / "manifest.jsonl").write_text(
         "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in entries), encoding="utf-8"
     )
     return entries
+
+
+def build_hour(folder: Path = FOLDER, *, force: bool = False) -> dict[str, Any]:
+    """:data:`HOUR`'s manifest entry (``<name>.json``), writing its files first unless current."""
+    manifest = folder / f"{HOUR.name}.json"
+    if not force and manifest.is_file():
+        entry: dict[str, Any] = json.loads(manifest.read_text(encoding="utf-8"))
+        if (
+            entry.get("version") == VERSION
+            and (folder / entry["audio"]).is_file()
+            and (folder / entry["rttm"]).is_file()
+        ):
+            return entry
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest.unlink(missing_ok=True)
+    entry = _write(folder, HOUR)
+    manifest.write_text(json.dumps(entry, ensure_ascii=False) + "\n", encoding="utf-8")
+    return entry
 
 
 def main(argv: list[str]) -> None:

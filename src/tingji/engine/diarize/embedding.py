@@ -161,19 +161,25 @@ class GE2EEmbedder:
         return [mel[s : s + PARTIAL_FRAMES] for s in starts]
 
     def embed(self, clips: list[np.ndarray]) -> np.ndarray:
-        if not clips:
-            return np.zeros((0, self.dimension), np.float32)
+        """Each clip's partials (1.6 s of mel frames) go through the LSTM ``BATCH`` at a time as
+        they come, so memory stays bounded however many clips there are."""
+        sums = np.zeros((len(clips), self.dimension), np.float64)
         partials: list[np.ndarray] = []
         owners: list[int] = []
+
+        def flush() -> None:
+            rows = self._forward(np.stack(partials))
+            np.add.at(sums, np.array(owners), rows)
+            partials.clear()
+            owners.clear()
+
         for index, clip in enumerate(clips):
             for part in self._partials(mel_power(_normalise_volume(clip))):
                 partials.append(part)
                 owners.append(index)
-        stacked = np.stack(partials)
-        rows = np.concatenate(
-            [self._forward(stacked[s : s + BATCH]) for s in range(0, len(stacked), BATCH)]
-        )
-        sums = np.zeros((len(clips), self.dimension), np.float64)
-        np.add.at(sums, np.array(owners), rows)
+                if len(partials) == BATCH:
+                    flush()
+        if partials:
+            flush()
         norms = np.linalg.norm(sums, axis=1, keepdims=True)
         return (sums / np.maximum(norms, 1e-9)).astype(np.float32)

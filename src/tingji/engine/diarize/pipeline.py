@@ -57,6 +57,8 @@ MIN_NEW_SPEAKER = 1.0
 same time as every other speaker."""
 MINOR_SHARE = 0.025
 """A speaker found with less than this share of the clean speech is folded into the nearest."""
+EMBED_TRACKS = 32
+"""Tracks whose audio is cut out and embedded at once."""
 NAMING_SECONDS = 0.5
 MIN_TURN = 0.1
 FILL_GAP = 0.1
@@ -150,23 +152,19 @@ class Diarizer:
         count: SpeakerCount,
     ) -> tuple[list[int], np.ndarray]:
         """A global speaker number for every node, and each speaker's voice (unit vector)."""
-        total_frames = int(np.ceil(len(audio) / SAMPLE_RATE / FRAME_STEP)) + FRAMES
-        clean = []
-        for track in tracks:
-            mask = np.zeros(total_frames, dtype=bool)
-            for n in track:
-                node = nodes[n]
-                w = windows[node.window]
-                alone = node.mask(w) & (w.active.sum(axis=1) == 1)
-                offset = int(round(w.start / FRAME_STEP))
-                mask[offset : offset + FRAMES] |= alone
-            clean.append(mask)
-        seconds = np.array([m.sum() * FRAME_STEP for m in clean])
-        clips = [_masked_audio(audio, m) for m in clean]
+        # the clean audio of a few tracks at a time: what is kept per track is its embedding and
+        # its seconds, so memory does not grow with the audio held by a long recording's tracks
+        embeddings = np.zeros((len(tracks), self.embedder.dimension), np.float32)
+        seconds = np.zeros(len(tracks))
+        for first in range(0, len(tracks), EMBED_TRACKS):
+            group = tracks[first : first + EMBED_TRACKS]
+            frames = [_alone_frames(windows, nodes, t) for t in group]
+            seconds[first : first + len(frames)] = [len(f) * FRAME_STEP for f in frames]
+            clips = [_masked_audio(audio, f) for f in frames]
+            embeddings[first : first + len(frames)] = self.embedder.embed(clips)
         big = [i for i, s in enumerate(seconds) if s >= MIN_TRACK_SECONDS]
         if not big:
             big = [int(np.argmax(seconds))]
-        embeddings = self.embedder.embed(clips)
         conflicts = _conflicts(windows, nodes, tracks)
         clusters = _agglomerate(
             embeddings[big], seconds[big], conflicts[np.ix_(big, big)], self.threshold, count
@@ -213,6 +211,19 @@ class Diarizer:
         return labels, centroids
 
 
+def _alone_frames(
+    windows: list[WindowActivity], nodes: list[_Node], track: list[int]
+) -> np.ndarray:
+    """The frames (from the start of the audio) in which the track talks alone, sorted."""
+    spans = []
+    for n in track:
+        node = nodes[n]
+        w = windows[node.window]
+        alone = node.mask(w) & (w.active.sum(axis=1) == 1)
+        spans.append(np.flatnonzero(alone) + int(round(w.start / FRAME_STEP)))
+    return np.unique(np.concatenate(spans)) if spans else np.zeros(0, np.int64)
+
+
 def _track_speech(windows: list[WindowActivity], nodes: list[_Node], track: list[int]) -> float:
     """Seconds in which the track talks (alone or not), each moment counted once."""
     spans = []
@@ -248,24 +259,23 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / max(float(np.linalg.norm(v)), 1e-9)
 
 
-def _masked_audio(audio: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def _masked_audio(audio: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """The audio of ``frames`` (sorted frame numbers), each run of frames one piece."""
     hop = FRAME_STEP * SAMPLE_RATE
-    pieces = []
-    frames = np.flatnonzero(mask)
     if len(frames) == 0:
         return np.zeros(0, np.float32)
     breaks = np.flatnonzero(np.diff(frames) > 1)
     starts = np.concatenate([[frames[0]], frames[breaks + 1]])
     ends = np.concatenate([frames[breaks], [frames[-1]]]) + 1
-    for a, b in zip(starts, ends, strict=True):
-        pieces.append(
-            audio[
-                int(a * hop + FRAME_SPAN * SAMPLE_RATE / 2 - hop / 2) : int(
-                    b * hop + FRAME_SPAN * SAMPLE_RATE / 2 - hop / 2
-                )
-            ]
-        )
-    return np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+    pieces = [
+        audio[
+            int(a * hop + FRAME_SPAN * SAMPLE_RATE / 2 - hop / 2) : int(
+                b * hop + FRAME_SPAN * SAMPLE_RATE / 2 - hop / 2
+            )
+        ]
+        for a, b in zip(starts, ends, strict=True)
+    ]
+    return np.concatenate(pieces)
 
 
 def _speech(audio: np.ndarray) -> np.ndarray:
@@ -383,10 +393,12 @@ def _agglomerate(
     blocked = conflicts.copy()
     size = weights.astype(np.float64).copy()
     alive = np.ones(n, dtype=bool)
-    members: dict[int, list[int]] = {i: [i] for i in range(n)}
-    history: list[tuple[float, list[list[int]]]] = [(np.inf, [list(m) for m in members.values()])]
+    # the similarities a join may take: -inf for a pair that talks at once (kept up to date row
+    # by row, not rebuilt for every join: an hour's tracks are a few thousand)
+    scores = np.where(blocked, -np.inf, similarity)
+    joins: list[tuple[float, int, int]] = []
+    """Join i (from 0) merged cluster b into cluster a at similarity s: (s, a, b)."""
     while alive.sum() > 1:
-        scores = np.where(blocked | ~alive[:, None] | ~alive[None, :], -np.inf, similarity)
         flat = int(np.argmax(scores))
         a, b = divmod(flat, n)
         best = float(scores[a, b])
@@ -402,27 +414,34 @@ def _agglomerate(
         blocked[:, a] |= blocked[:, b]
         size[a] = total
         alive[b] = False
-        members[a] += members.pop(b)
-        history.append((best, [list(m) for m in members.values()]))
+        row = np.where(blocked[a] | ~alive, -np.inf, similarity[a])
+        scores[a], scores[:, a] = row, row
+        scores[b], scores[:, b] = -np.inf, -np.inf
+        joins.append((best, a, b))
+
+    def clusters_after(done: int) -> list[list[int]]:
+        members: dict[int, list[int]] = {i: [i] for i in range(n)}
+        for _, a, b in joins[:done]:
+            members[a] += members.pop(b)
+        return list(members.values())
+
     if count.exact is not None:
-        return history[-1][1]
-    # history[i] holds the clusters after i joins; join i had similarity history[i][0]
-    candidates = [
-        i for i in range(len(history)) if count.minimum <= len(history[i][1]) <= count.maximum
-    ]
+        return clusters_after(len(joins))
+    # cutting after i joins leaves n - i clusters; join i (from 1) had similarity joins[i - 1][0]
+    candidates = [i for i in range(len(joins) + 1) if count.minimum <= n - i <= count.maximum]
     if not candidates:
-        return history[-1][1]
+        return clusters_after(len(joins))
 
     def drop(i: int) -> float:  # cutting after join i: how much the next join is worse
-        if i + 1 >= len(history):
-            return history[i][0] - threshold if i > 0 else 0.0
-        if history[i + 1][0] >= threshold:
+        if i >= len(joins):
+            return joins[i - 1][0] - threshold if i > 0 else 0.0
+        if joins[i][0] >= threshold:
             return -np.inf
-        here = history[i][0] if i > 0 else 1.0
-        return min(here, 1.0) - history[i + 1][0]
+        here = joins[i - 1][0] if i > 0 else 1.0
+        return min(here, 1.0) - joins[i][0]
 
     chosen = max(candidates, key=lambda i: (drop(i), -i))
-    return _absorb_minor(history[chosen][1], embeddings, weights, conflicts, count.minimum)
+    return _absorb_minor(clusters_after(chosen), embeddings, weights, conflicts, count.minimum)
 
 
 def _absorb_minor(

@@ -26,6 +26,7 @@ LOCAL_SPEAKERS = 3
 _POWERSET = np.array(
     [[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0, 1], [0, 1, 1]], dtype=np.float32
 )
+_POWERSET_HARD = _POWERSET.astype(np.uint8)
 
 
 def frame_centre(window_start: float, frame: np.ndarray | int) -> np.ndarray | float:
@@ -37,9 +38,9 @@ class WindowActivity:
     start: float
     """Seconds from the start of the audio."""
     active: np.ndarray
-    """(589, 3) 0/1: the most likely set of speakers of each frame."""
+    """(589, 3) uint8 0/1: the most likely set of speakers of each frame."""
     soft: np.ndarray
-    """(589, 3) probability that each local speaker talks."""
+    """(589, 3) float32 probability that each local speaker talks."""
 
 
 class Segmenter:
@@ -72,5 +73,5 @@ class Segmenter:
             logits = self._session.run(None, {self._input: chunk})[0]
             for row, start in enumerate(group):
                 probs = np.exp(logits[row])
-                hard = _POWERSET[np.argmax(probs, axis=1)]
+                hard = _POWERSET_HARD[np.argmax(probs, axis=1)]
                 yield WindowActivity(start / SAMPLE_RATE, hard, probs @ _POWERSET)
