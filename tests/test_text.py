@@ -38,3 +38,52 @@ def test_itn_dates_read_as_chinese() -> None:
     assert inverse_normalize("二零二五年三月") == "2025年3月"
     assert inverse_normalize("十二月三十一号") == "12月31日"
     assert inverse_normalize("四分之三") == "3/4"
+
+
+def test_chinese_text_is_tidied() -> None:
+    from tingji.engine.text import tidy
+
+    cases = {
+        "对,这就是我": "对，这就是我",
+        "广州市 佛地产": "广州市佛地产",
+        "中 文 字": "中文字",
+        "你好 . 再见": "你好。再见",
+        "真的吗?好!": "真的吗？好！",
+        "注意:下面;然后": "注意：下面；然后",
+        "你好，   世界。": "你好，世界。",
+        "时间10:30,开会": "时间10:30，开会",
+        "Python,我们": "Python，我们",
+        # left alone: numbers, and spaces between Han and Latin words
+        "价格是3.5元": "价格是3.5元",
+        "1,000 元": "1,000 元",
+        "我们用 Python 写代码": "我们用 Python 写代码",
+        "10:30": "10:30",
+        "": "",
+    }
+    for before, after in cases.items():
+        assert tidy(before, "zh") == after, before
+    assert tidy("日本 語", "ja") == "日本語"
+    assert tidy("對,這", "yue") == "對，這"
+
+
+def test_other_languages_are_tidied() -> None:
+    from tingji.engine.text import tidy
+
+    assert tidy("a happy family.Although it", "en") == "a happy family. Although it"
+    assert tidy("hello , world .", "en") == "hello, world."
+    for kept in ("U.S.A is big", "e.g. this", "3.5 m", "10:30 am", "Hi! Ok?"):
+        assert tidy(kept, "en") == kept
+    assert tidy("a,b", "de") == "a,b"  # no Han: nothing widened
+
+
+def test_postprocess_tidies_and_hotwords_add_no_spaces() -> None:
+    from tingji.engine.finish import postprocess
+    from tingji.engine.hotwords import HotwordIndex
+    from tingji.types import TranscribeOptions
+
+    options = TranscribeOptions(language="zh")
+    text, _ = postprocess("对,这是 广州 的 会议", options, "zh", None, last=True)
+    assert text == "对，这是广州的会议。"
+    index = HotwordIndex(["燕之屋"])
+    text, corrections = postprocess("我们买了 燕之污 的燕窝", options, "zh", index, last=True)
+    assert text == "我们买了燕之屋的燕窝。" and corrections

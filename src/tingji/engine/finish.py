@@ -1,5 +1,5 @@
 """A decoded piece's text as the user reads it: the script hotwords are matched in, hotword
-correction, inverse text normalisation, punctuation; the decoding hint for a language; terms
+correction, inverse text normalisation, punctuation, typography; the decoding hint for a language; terms
 written back into a second pass. Pure text work, shared by file and live recognition."""
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def postprocess(
         text = textproc.to_script(text, options.script)
     if options.punctuate and language in textproc.CJK_LANGUAGES:
         text = textproc.punctuate(text, final=last)
-    return text.strip(), corrections
+    return textproc.tidy(text.strip(), language), corrections
 
 
 def restore_terms(before: str, texts: list[str], lost: set[str], found: set[str]) -> list[str]:

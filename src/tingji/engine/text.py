@@ -152,3 +152,39 @@ def whole_word_cuts(words: Sequence[str]) -> list[bool]:
         else:
             out.append(offset in ends)
     return out
+
+
+_WIDE = {",": "，", "?": "？", "!": "！", ";": "；", ":": "：", ".": "。"}
+_HAN_CLASS = "\u3400-\u9fff\uf900-\ufaff"
+_WIDE_PUNCT = "，。！？、；：「」『』（）《》“”‘’…—"
+_NARROW_BY_HAN = re.compile(
+    rf"(?<=[{_HAN_CLASS}])\s*([,?!;:.])(?!\d)|([,?!;:])\s*(?=[{_HAN_CLASS}])"
+)
+_SPACE_IN_HAN = re.compile(
+    rf"(?<=[{_HAN_CLASS}{_WIDE_PUNCT}])[ \t\u3000]+(?=[{_HAN_CLASS}{_WIDE_PUNCT}])"
+)
+_SENTENCE_GLUED = re.compile(r"(?<=[a-z][.!?])(?=[A-Z][a-z])")
+_SPACE_BEFORE = re.compile(r"(?<=\w) +(?=[,.!?;:](?:\s|$))")
+
+
+def tidy(text: str, language: str | None) -> str:
+    """Typography as a reader of the language expects it.
+
+    Chinese (and Cantonese): ASCII punctuation touching Han characters becomes full-width
+    (「对,这就是我」 → 「对，这就是我」; ``3.5`` and ``10:30`` stay), and no space stands between
+    Han characters or full-width punctuation (「广州市 佛地产」 → 「广州市佛地产」); spaces between
+    Han and Latin words are kept. Japanese only loses spaces between Han characters. Other
+    languages: a sentence that follows a full stop gets its space ("family.Although" →
+    "family. Although"), and no space stands before a comma or full stop.
+    """
+    if not text:
+        return text
+    if language in ITN_LANGUAGES:
+        text = _NARROW_BY_HAN.sub(lambda m: _WIDE[m.group(1) or m.group(2)], text)
+    if language in CJK_LANGUAGES:
+        previous = None
+        while previous != text:  # a space between two single characters: one pass each
+            previous, text = text, _SPACE_IN_HAN.sub("", text)
+        return text
+    text = _SENTENCE_GLUED.sub(" ", text)
+    return _SPACE_BEFORE.sub("", text)
