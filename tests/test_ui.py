@@ -524,6 +524,24 @@ def test_voice_profiles_are_enrolled_from_a_clip_used_and_deleted(
     assert httpx.get(server.url + "api/voices", timeout=10).json() == []
 
 
+def test_api_docs_work_offline(browser: Any, server: Server, tmp_path: Path) -> None:
+    """/docs draws the API from files the server has: nothing comes from a CDN."""
+    context = browser.new_context(viewport=DESKTOP)
+    outside: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("request", lambda r: outside.append(r.url) if _outside(r.url) else None)
+        page.goto(server.url + "docs")
+        expect(
+            page.locator(".opblock-summary-path", has_text="/api/transcriptions").first
+        ).to_be_visible(timeout=30_000)
+        expect(page.locator(".opblock").first).to_be_visible()
+        shot(page, tmp_path, "docs")
+    finally:
+        context.close()
+    assert not outside, outside
+
+
 def test_english_by_switch_and_by_query(open_page: Any, tmp_path: Path) -> None:
     page = open_page()
     tabs = page.get_by_role("tab")

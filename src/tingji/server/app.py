@@ -12,7 +12,7 @@ from starlette.routing import Match
 
 from tingji import __version__
 from tingji.config import Settings
-from tingji.server import access, errors, limits, redact
+from tingji.server import access, docs, errors, limits, redact
 from tingji.server.deps import require_key
 from tingji.server.routes import (
     history,
@@ -48,8 +48,11 @@ def create_app(
         version=__version__,
         description="Self-hosted speech-to-text: recognition, batch jobs, history.",
         lifespan=lifespan,
+        docs_url=None,  # served by tingji.server.docs, from local files
+        redoc_url=None,
     )
     app.state.service = service
+    docs.install(app)
     errors.install(app)
     redact.install()
     app.add_middleware(limits.BodyLimits, service=service)  # keys and sizes before the body
