@@ -1,6 +1,7 @@
 """A decoded piece's text as the user reads it: the script hotwords are matched in, hotword
-correction, inverse text normalisation, punctuation, typography; the decoding hint for a language; terms
-written back into a second pass. Pure text work, shared by file and live recognition."""
+correction, inverse text normalisation, punctuation, typography; the decoding hint for a
+language; terms written back into a second pass. Pure text work, shared by file and live
+recognition."""
 
 from __future__ import annotations
 
