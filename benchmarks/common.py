@@ -1,7 +1,7 @@
 """What every benchmark shares: the clips, one model configuration, timing, memory, output.
 
 Both sides of every comparison load the same CTranslate2 directory (the embedded Whisper base,
-assembled once into ``<repo>/data/models``) with the same device, compute type, thread count
+assembled once into the per-user cache, ``~/.cache/tingji/models``) with the same device, compute type, thread count
 and beam size, so the only difference measured is what tingji does around the model.
 """
 

@@ -149,6 +149,32 @@ def test_transcribe_writes_every_format(env: dict[str, str], tmp_path: Path) -> 
     assert [r[2] for r in rows[1:]] == [s["text"] for s in data["segments"]]
 
 
+def test_models_live_in_the_users_cache_not_where_the_cli_runs(
+    env: dict[str, str], tmp_path: Path, assembled: Path
+) -> None:
+    """Without settings, the CLI keeps models in ``$TINGJI_HOME/models`` (else
+    ``~/.cache/tingji/models``), shared with the server; it leaves nothing where it runs."""
+    home, work, out = tmp_path / "home", tmp_path / "work", tmp_path / "out"
+    (home / "models").mkdir(parents=True)
+    (home / "models" / EMBEDDED_DIRNAME).symlink_to(assembled)  # as if assembled there before
+    work.mkdir()
+    plain = {k: v for k, v in env.items() if k not in ("TINGJI_DATA_DIR", "TINGJI_MODELS_DIR")}
+    run = tingji(
+        "transcribe",
+        shared_clip(JFK),
+        "-f",
+        "json",
+        "-o",
+        out,
+        env={**plain, "TINGJI_HOME": str(home)},
+        cwd=work,
+    )
+    assert run.returncode == 0, run.stderr
+    data = json.loads((out / "jfk.json").read_text(encoding="utf-8"))
+    assert data["model"]["path"] == str(home / "models" / EMBEDDED_DIRNAME)
+    assert list(work.iterdir()) == []
+
+
 def test_mandarin_traditional_with_hotwords(env: dict[str, str], tmp_path: Path) -> None:
     clip = shared_clip(ZH)
     run = tingji(

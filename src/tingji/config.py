@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tingji.paths import user_home
 from tingji.types import VadOptions
 
 DEFAULT_MODEL = "base"
@@ -46,9 +47,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TINGJI_", env_nested_delimiter="__")
 
     data_dir: Path = Path("data")
-    """Where history, uploads and the model cache live. Default ``./data``."""
+    """Where history, uploads and live recordings live. Default ``./data``."""
     models_dir: Path | None = None
-    """Model cache; default ``<data_dir>/models``."""
+    """Model cache, shared by the CLI and the server; default ``$TINGJI_HOME/models`` or
+    ``~/.cache/tingji/models``."""
     model: str = DEFAULT_MODEL
     """Model to load: ``base`` (embedded), a Whisper size name (``tiny`` … ``large-v3``,
     ``large-v3-turbo``, needs network once) or a local CTranslate2 model directory."""
@@ -192,4 +194,4 @@ class Settings(BaseSettings):
 
     @property
     def model_cache(self) -> Path:
-        return self.models_dir if self.models_dir is not None else self.data_dir / "models"
+        return self.models_dir if self.models_dir is not None else user_home() / "models"

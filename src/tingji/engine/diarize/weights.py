@@ -16,7 +16,6 @@ from __future__ import annotations
 import collections
 import hashlib
 import io
-import os
 import pickle
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from tingji.errors import ModelError
+from tingji.paths import user_home
 
 SEGMENTATION = "segmentation-3.0.onnx"
 EMBEDDING = "ge2e.npz"
@@ -65,11 +65,7 @@ class DiarizationWeights:
 
 def default_dir() -> Path:
     """``$TINGJI_HOME/diarization`` or ``~/.cache/tingji/diarization``."""
-    home = os.environ.get("TINGJI_HOME")
-    if home:
-        return Path(home) / "diarization"
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "tingji" / "diarization"
+    return user_home() / "diarization"
 
 
 def find(folder: Path | None = None) -> DiarizationWeights | None:
