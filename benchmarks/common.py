@@ -1,8 +1,9 @@
 """What every benchmark shares: the clips, one model configuration, timing, memory, output.
 
 Both sides of every comparison load the same CTranslate2 directory (the embedded Whisper base,
-assembled once into the per-user cache, ``~/.cache/tingji/models``) with the same device, compute type, thread count
-and beam size, so the only difference measured is what tingji does around the model.
+assembled once into the per-user cache, ``~/.cache/tingji/models``) with the same device,
+compute type, thread count and beam size, so the only difference measured is what tingji does
+around the model.
 """
 
 from __future__ import annotations
