@@ -289,6 +289,49 @@ def test_hotword_list_is_offered_in_the_recognition_tabs(open_page: Any, tmp_pat
     expect(page.get_by_role("option", name="会议术语")).to_be_visible()
 
 
+def test_every_delete_asks_and_exports_take_one_click(
+    open_page: Any, server: Server, tmp_path: Path
+) -> None:
+    page = open_page()
+    select_tab(page, "热词")
+    expect(page.locator("#tj-hw-hint")).to_contain_text("热词表")
+    page.locator("#tj-hw-name").get_by_role("textbox").fill("临时表")
+    page.locator("#tj-hw-terms").get_by_role("textbox").fill("达摩院")
+    page.locator("#tj-hw-save").click()
+    expect(page.locator("#tj-hw-status .tj-ok")).to_contain_text("临时表")
+    # deleting a hotword list asks first; "keep it" keeps it
+    page.locator("#tj-hw-del").click()
+    expect(page.locator("#tj-hw-confirm")).to_be_visible()
+    expect(page.locator("#tj-hw-confirm")).to_contain_text("临时表")
+    page.locator("#tj-hw-confirm-no").click()
+    expect(page.locator("#tj-hw-confirm")).to_be_hidden()
+    page.locator("#tj-hw-del").click()
+    page.locator("#tj-hw-confirm-yes").click()
+    expect(page.locator("#tj-hw-status .tj-ok")).to_contain_text("临时表")
+    expect(page.locator("#tj-hw-confirm")).to_be_hidden()
+    # the history's CSV downloads on the first click
+    select_tab(page, "识别历史")
+    with page.expect_download(timeout=20_000) as waiting:
+        page.locator("#tj-hist-export").click()
+    assert waiting.value.suggested_filename == "tingji-history.csv"
+    assert waiting.value.path().read_bytes().startswith(b"\xef\xbb\xbf")  # UTF-8 BOM for Excel
+    # a voice profile's delete asks too; the clip's player has no share button
+    page.locator("#tj-voices").get_by_text("声纹库").click()
+    page.locator("#tj-voices-clip input[type=file]").set_input_files(str(shared_clip(MANDARIN)))
+    clip_box = page.locator("#tj-voices-clip")
+    expect(clip_box.get_by_role("button", name=re.compile("download|下载", re.I))).to_be_visible()
+    expect(clip_box.get_by_role("button", name=re.compile("share|分享", re.I))).to_have_count(0)
+    page.locator("#tj-voices-name").get_by_role("textbox").fill("临时声纹")
+    page.locator("#tj-voices-add").click()
+    expect(page.locator("#tj-voices-status .tj-ok")).to_contain_text("临时声纹")
+    page.locator("#tj-voices-del").click()
+    expect(page.locator("#tj-voices-confirm")).to_contain_text("临时声纹")
+    page.locator("#tj-voices-confirm-yes").click()
+    expect(page.locator("#tj-voices-status .tj-ok")).to_contain_text("临时声纹")
+    assert httpx.get(server.url + "api/voices", timeout=10).json() == []
+    shot(page, tmp_path, "consistency")
+
+
 def test_batch_of_three_reaches_100_percent(open_page: Any, tmp_path: Path) -> None:
     clips = [shared_clip(c) for c in BATCH]
     page = open_page()

@@ -20,6 +20,18 @@ from tingji.ui.i18n import Lazy, T, language_choices, language_name, t
 from tingji.ui.page import Page
 
 PAGE_SIZE = 10
+DOWNLOAD_AT_ONCE = """() => {
+  // the export's file is offered by a link: follow it, so that one click downloads
+  let tries = 0;
+  const follow = () => {
+    const link = document.querySelector("#tj-hist-export-file a[href*='tingji-history']");
+    if (link && link.dataset.tjFollowed !== link.href) {
+      link.dataset.tjFollowed = link.href;
+      link.click();
+    } else if (tries++ < 40) setTimeout(follow, 100);
+  };
+  follow();
+}"""
 EXCERPT = 60
 
 
@@ -86,7 +98,13 @@ def build(page: Page) -> None:
             )
             export = tr(gr.Button, value=T("hist.export"), elem_id="tj-hist-export")
         status = gr.Markdown(elem_id="tj-hist-status")
-        export_file = gr.File(visible="hidden", interactive=False, show_label=False, height=60)
+        export_file = gr.File(
+            visible="hidden",
+            interactive=False,
+            show_label=False,
+            height=60,
+            elem_id="tj-hist-export-file",
+        )
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=300):
                 table = tr(
@@ -358,7 +376,9 @@ def build(page: Page) -> None:
         inputs=[selected, *filters, page_no, page.lang],
         outputs=[*detail_outputs, *search_outputs],
     )
-    export.click(export_csv, inputs=[*filters, page.lang], outputs=[export_file, status])
+    export.click(export_csv, inputs=[*filters, page.lang], outputs=[export_file, status]).then(
+        None, js=DOWNLOAD_AT_ONCE
+    )
     page.on_load.append((refresh, [*filters, page_no, page.lang], search_outputs))
     page.on_load.append((show_again, [selected, query, page.lang], [transcript_view]))
 

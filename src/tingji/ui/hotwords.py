@@ -8,7 +8,7 @@ import gradio as gr
 
 from tingji.engine.hotwords import parse_hotwords
 from tingji.errors import TingjiError
-from tingji.ui.common import hotword_list_choices, message, status_line
+from tingji.ui.common import confirm_panel, hotword_list_choices, message, status_line
 from tingji.ui.i18n import Lazy, T, t
 from tingji.ui.page import Page
 
@@ -29,6 +29,7 @@ def build(page: Page) -> None:
                 value="",
                 elem_id="tj-hw-lists",
             )
+            tr(gr.Markdown, value=T("hw.hint"), elem_classes=["tj-hint"], elem_id="tj-hw-hint")
             status = gr.Markdown(elem_id="tj-hw-status")
         with gr.Column(scale=2, min_width=300):
             name = tr(gr.Textbox, label=T("hw.name"), max_length=80, elem_id="tj-hw-name")
@@ -38,6 +39,7 @@ def build(page: Page) -> None:
             with gr.Row():
                 save = tr(gr.Button, value=T("hw.save"), variant="primary", elem_id="tj-hw-save")
                 delete = tr(gr.Button, value=T("hw.delete"), variant="stop", elem_id="tj-hw-del")
+            confirm = confirm_panel(tr, "tj-hw-confirm")
     pickers = page.hotword_pickers
 
     def refreshed(lang: str, chosen: str, values: tuple[Any, ...], gone: str = "") -> list[Any]:
@@ -66,13 +68,24 @@ def build(page: Page) -> None:
         note = status_line(t("hw.saved", lang, name=list_name, count=len(words)), "ok")
         return [note, *refreshed(lang, list_name, values)]
 
+    def ask(list_name: str, lang: str) -> tuple[Any, ...]:
+        list_name = (list_name or "").strip()
+        if list_name not in lists.hotword_lists():
+            return (
+                gr.update(visible=False),
+                "",
+                status_line(t("hw.missing", lang, name=list_name), "error"),
+            )
+        return gr.update(visible=True), t("hw.confirm", lang, name=list_name), ""
+
     def drop(list_name: str, lang: str, *values: Any) -> list[Any]:
         list_name = (list_name or "").strip()
+        hidden = gr.update(visible=False)
         if not lists.delete_hotword_list(list_name):
             note = status_line(t("hw.missing", lang, name=list_name), "error")
-            return [note, gr.skip(), gr.skip(), *_unchanged(values)]
+            return [note, hidden, gr.skip(), gr.skip(), *_unchanged(values)]
         note = status_line(t("hw.deleted", lang, name=list_name), "ok")
-        return [note, "", "", *refreshed(lang, "", values, gone=list_name)]
+        return [note, hidden, "", "", *refreshed(lang, "", values, gone=list_name)]
 
     saved.input(load, inputs=saved, outputs=[name, terms])
     save.click(
@@ -80,10 +93,12 @@ def build(page: Page) -> None:
         inputs=[name, terms, page.lang, *pickers],
         outputs=[status, saved, *pickers],
     )
-    delete.click(
+    delete.click(ask, inputs=[name, page.lang], outputs=[confirm.box, confirm.text, status])
+    confirm.no.click(lambda: gr.update(visible=False), outputs=[confirm.box])
+    confirm.yes.click(
         drop,
         inputs=[name, page.lang, *pickers],
-        outputs=[status, name, terms, saved, *pickers],
+        outputs=[status, confirm.box, name, terms, saved, *pickers],
     )
 
 

@@ -204,6 +204,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "voice.enrol": ("登记声纹", "Enrol the voice"),
     "voice.pick": ("已登记的声纹", "Enrolled voice"),
     "voice.delete": ("删除此声纹", "Delete the voice"),
+    "voice.confirm": (
+        "确定删除「{name}」的声纹？以后的录音不再自动认出此人。",
+        "Delete the voice of “{name}”? Later recordings will not name them any more.",
+    ),
     "voice.deleted": ("已删除声纹：{name}", "Voice deleted: {name}"),
     "voice.need_clip": ("请先上传或录一段此人的声音。", "Upload or record a clip first."),
     "voice.need_name": ("请填写名字。", "Give the voice a name."),
@@ -229,6 +233,17 @@ TEXTS: dict[str, tuple[str, str]] = {
     "col.id": ("编号", "ID"),
     "col.time": ("时间", "Time"),
     # hotwords
+    "hw.hint": (
+        "热词表是一组专有名词（人名、产品、术语）。识别时在“识别选项”里选中一张表，"
+        "读音相近的误识会被改成表里的写法，没说到的词不会被加进去。",
+        "A list holds proper names and terms (people, products, jargon). Pick it in a "
+        "recognition's options: words recognised with a similar sound are written the list's "
+        "way; nothing that was not said is added.",
+    ),
+    "hw.confirm": (
+        "确定删除热词表「{name}」？此操作无法撤销。",
+        "Delete the list “{name}”? This cannot be undone.",
+    ),
     "hw.lists": ("已保存的热词表", "Saved lists"),
     "hw.new": ("（新建）", "(new list)"),
     "hw.name": ("名称", "Name"),

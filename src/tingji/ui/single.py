@@ -212,6 +212,7 @@ def build(page: Page) -> None:
                 recording = gr.Audio(
                     sources=["microphone"],
                     type="filepath",
+                    buttons=["download"],  # Gradio's share button fails outside its Spaces
                     show_label=False,
                     format="wav",
                     elem_classes=["tj-mic-recorder"],

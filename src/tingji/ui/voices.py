@@ -10,7 +10,7 @@ from typing import Any
 import gradio as gr
 
 from tingji.errors import TingjiError
-from tingji.ui.common import date_time, message, status_line
+from tingji.ui.common import confirm_panel, date_time, message, status_line
 from tingji.ui.i18n import T, t
 from tingji.ui.page import Page
 
@@ -37,6 +37,7 @@ def build(page: Page) -> tuple[Callable[..., Any], list[Any]]:
             label=T("voice.clip"),
             sources=["upload", "microphone"],
             type="filepath",
+            buttons=["download"],  # Gradio's share button fails outside its hosted Spaces
             elem_id="tj-voices-clip",
         )
         with gr.Row(equal_height=True):
@@ -47,6 +48,7 @@ def build(page: Page) -> tuple[Callable[..., Any], list[Any]]:
         with gr.Row(equal_height=True):
             chosen = tr(gr.Dropdown, label=T("voice.pick"), choices=[], elem_id="tj-voices-pick")
             delete = tr(gr.Button, value=T("voice.delete"), variant="stop", elem_id="tj-voices-del")
+        confirm = confirm_panel(tr, "tj-voices-confirm")
         status = gr.Markdown(elem_id="tj-voices-status")
 
     def listed() -> tuple[Any, Any]:
@@ -68,19 +70,29 @@ def build(page: Page) -> tuple[Callable[..., Any], list[Any]]:
         note = status_line(t("hist.enrolled", lang, name=voice.name), "ok")
         return *listed(), None, note
 
-    def remove(who: str | None, lang: str) -> tuple[Any, ...]:
+    def ask(who: str | None, lang: str) -> tuple[Any, ...]:
         if not who:
-            return *listed(), ""
+            return gr.update(visible=False), ""
+        return gr.update(visible=True), t("voice.confirm", lang, name=who)
+
+    def remove(who: str | None, lang: str) -> tuple[Any, ...]:
+        hidden = gr.update(visible=False)
+        if not who:
+            return *listed(), hidden, ""
         try:
             service.delete_voice(who)
         except TingjiError as exc:
-            return *listed(), status_line(message(exc, lang), "error")
-        return *listed(), status_line(t("voice.deleted", lang, name=who), "ok")
+            return *listed(), hidden, status_line(message(exc, lang), "error")
+        return *listed(), hidden, status_line(t("voice.deleted", lang, name=who), "ok")
 
     def shown(lang: str) -> tuple[Any, Any]:
         return listed()
 
     enrol.click(add, inputs=[clip, name, page.lang], outputs=[table, chosen, clip, status])
-    delete.click(remove, inputs=[chosen, page.lang], outputs=[table, chosen, status])
+    delete.click(ask, inputs=[chosen, page.lang], outputs=[confirm.box, confirm.text])
+    confirm.no.click(lambda: gr.update(visible=False), outputs=[confirm.box])
+    confirm.yes.click(
+        remove, inputs=[chosen, page.lang], outputs=[table, chosen, confirm.box, status]
+    )
     page.on_load.append((shown, [page.lang], [table, chosen]))
     return shown, [table, chosen]
