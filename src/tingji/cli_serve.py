@@ -20,7 +20,9 @@ def run_serve(settings: Settings) -> int:
 
     from tingji.server import access, create_app, tls
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
     cert = tls.certificate(settings)
     scheme = "https" if cert is not None else "http"
     settings = access.with_token(settings)
@@ -37,7 +39,8 @@ def run_serve(settings: Settings) -> int:
         create_app(settings),
         host=settings.host,
         port=settings.port,
-        log_level="info",
+        log_level=settings.log_level,
+        access_log=False,  # tingji.server.logs writes the requests that matter
         timeout_graceful_shutdown=5,
         ssl_certfile=str(cert.certfile) if cert is not None else None,
         ssl_keyfile=str(cert.keyfile) if cert is not None and cert.keyfile else None,

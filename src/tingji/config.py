@@ -155,6 +155,12 @@ class Settings(BaseSettings):
     """Cosine similarity above which a speaker is named after a known voice. Default 0.8."""
     audio_retention: str = "keep"
     """Uploaded audio: ``keep``, ``delete`` (after recognition) or ``<N>d`` (keep N days)."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """Least severe log records ``tingji serve`` writes; ``warning`` keeps only failures.
+    Default info."""
+    access_log: Literal["api", "all"] = "api"
+    """Requests logged: ``api``, one line per API request and one per failure elsewhere (not
+    the web UI's assets and polling); ``all``, every HTTP request. Default api."""
 
     @field_validator("audio_retention")
     @classmethod

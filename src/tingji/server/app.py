@@ -12,7 +12,7 @@ from starlette.routing import Match
 
 from tingji import __version__
 from tingji.config import Settings
-from tingji.server import access, docs, errors, limits, redact
+from tingji.server import access, docs, errors, limits, logs, redact
 from tingji.server.deps import require_key
 from tingji.server.routes import (
     history,
@@ -58,6 +58,7 @@ def create_app(
     app.add_middleware(limits.BodyLimits, service=service)  # keys and sizes before the body
     if settings.access_token:  # a server reachable beyond loopback: see tingji.server.access
         app.add_middleware(access.TokenGate, settings=settings)
+    app.add_middleware(logs.AccessLog, mode=settings.access_log)  # outermost: sees every answer
     protected = [Depends(require_key)]
     for router in (
         transcriptions.router,

@@ -6,8 +6,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -26,8 +24,6 @@ from tingji.errors import (
     TooLongAudioError,
     TooManyFilesError,
 )
-
-log = logging.getLogger("tingji.server")
 
 _STATUS: list[tuple[type[TingjiError], int, str]] = [
     (FileTypeError, 415, "unsupported_format"),
@@ -91,13 +87,19 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return JSONResponse(
-            error_body(
-                request,
-                500,
-                "internal_error",
-                f"internal error ({type(exc).__name__}); the server log has details",
-            ),
-            status_code=500,
-        )
+        # Reached only by what escapes tingji.server.logs.AccessLog, which logs (and answers)
+        # the rest; Starlette raises this on to the server, which logs it.
+        return internal_error(request, exc)
+
+
+def internal_error(request: Request, exc: Exception) -> JSONResponse:
+    """The 500 answer to an unexpected exception, naming its type only."""
+    return JSONResponse(
+        error_body(
+            request,
+            500,
+            "internal_error",
+            f"internal error ({type(exc).__name__}); the server log has details",
+        ),
+        status_code=500,
+    )

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from tingji.engine.hotwords import parse_hotwords
 from tingji.errors import OptionError
 from tingji.formats import render
+from tingji.server import logs
 from tingji.server.deps import Service, store
 from tingji.server.voices import known_voices
 from tingji.types import Transcript
@@ -124,6 +125,7 @@ def _run(service: Service, file: UploadFile, request: _Request) -> Transcript:
     except BaseException:  # a failed recognition keeps no upload
         service.discard_upload(stored)
         raise
+    logs.note_transcript(saved.transcript)
     return saved.transcript
 
 

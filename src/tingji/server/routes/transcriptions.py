@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, UploadFile
 
+from tingji.server import logs
 from tingji.server.deps import Service, store
 from tingji.server.forms import OptionFields, option_fields
 from tingji.server.views import transcript_view
@@ -27,4 +28,5 @@ def create_transcription(
     except BaseException:  # a failed recognition keeps no upload
         service.discard_upload(stored)
         raise
+    logs.note_transcript(saved.transcript)
     return transcript_view(saved.transcript, saved.entry_id, stored.name)
