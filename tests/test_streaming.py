@@ -28,17 +28,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tingji import audio
-from tingji.engine.streaming import (
-    PAUSE_WINDOWS,
-    DecodeGate,
-    Final,
-    OnlineRecognizer,
-    Partial,
-    Resampler,
-    StreamOptions,
-    plain,
-    settle,
-)
+from tingji.engine.live_text import plain, settle
+from tingji.engine.online import PAUSE_WINDOWS, DecodeGate, OnlineRecognizer, StreamOptions
+from tingji.engine.streaming import Final, Partial, Resampler
 from tingji.scoring import cer
 from tingji.server.app import create_app
 from tingji.server.funasr_wire import Shaper, hotwords_field, stamps
@@ -684,7 +676,7 @@ def test_messages_carry_only_new_text() -> None:
 
 
 def test_a_looping_partial_is_shown_once() -> None:
-    from tingji.engine.streaming import collapse_loops
+    from tingji.engine.live_text import collapse_loops
 
     assert collapse_loops("虽然有人虽然有人虽然有人虽然有人虽然") == "虽然有人虽然"
     assert collapse_loops("the cat the cat the cat sat") == "the cat sat"

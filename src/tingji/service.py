@@ -24,17 +24,12 @@ import numpy as np
 from tingji import audio, exports
 from tingji.config import Settings
 from tingji.engine.backend import Backend
+from tingji.engine.buffered import BufferedRecognizer
 from tingji.engine.diarize import Diarizer
 from tingji.engine.manager import ModelManager
+from tingji.engine.online import DecodeGate, OnlineRecognizer, StreamOptions
 from tingji.engine.pipeline import Source, Transcription
-from tingji.engine.streaming import (
-    BufferedRecognizer,
-    DecodeGate,
-    LiveSession,
-    OnlineRecognizer,
-    Recognizer,
-    StreamOptions,
-)
+from tingji.engine.streaming import LiveSession, Recognizer
 from tingji.errors import AudioError, BusyError, NotFoundError, OptionError, TooManyFilesError
 from tingji.jobs.audio_store import AudioStore, StoredAudio
 from tingji.jobs.runner import JobCancelled, JobRunner

@@ -44,7 +44,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tingji.engine.hotwords import parse_hotwords
-from tingji.engine.streaming import Event, Final, Partial, common_prefix
+from tingji.engine.live_text import common_prefix
+from tingji.engine.streaming import Event, Final, Partial
 from tingji.types import Segment
 
 MODES = ("offline", "online", "2pass")

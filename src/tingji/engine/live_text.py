@@ -1,0 +1,69 @@
+"""How live partial text is written and settled: plain text without punctuation, loops shown
+once, and the prefix of the hypotheses that no longer changes."""
+
+from __future__ import annotations
+
+import re
+
+from tingji.engine import text as textproc
+
+_LOOP = re.compile(r"(.{2,12}?)\1{2,}")
+
+
+def collapse_loops(text: str) -> str:
+    """A partial stuck in a loop ("虽然有人虽然有人虽然有人…") shown once: greedy decoding of
+    the first second of an utterance sometimes repeats itself until cut off."""
+    return _LOOP.sub(r"\1", text)
+
+
+def settle(
+    stable: str, previous: str, current: str, language: str | None, *, confident: bool
+) -> str:
+    """The settled prefix of an utterance after a new hypothesis ``current``.
+
+    Settled is what two consecutive hypotheses agree on, or, when the decoder was confident
+    (``confident``), all of ``current`` but its last two CJK characters or its last word (the
+    end of the audio often cuts a word, and Whisper completes it wrongly). What was settled
+    stays: a hypothesis that contradicts it settles nothing new.
+    """
+    candidates = [common_prefix(previous, current)] if previous else []
+    if confident:
+        candidates.append(_drop_tail(current, language))
+    best = stable
+    for candidate in candidates:
+        cut_word = not current[len(candidate) :].startswith(" ") and candidate != current
+        if language not in textproc.CJK_LANGUAGES and cut_word:  # whole words only
+            candidate = candidate[: candidate.rfind(" ")].rstrip() if " " in candidate else ""
+        if candidate.startswith(stable) and len(candidate) > len(best):
+            best = candidate
+    return best
+
+
+def common_prefix(a: str, b: str) -> str:
+    """The longest start that ``a`` and ``b`` share."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return a[:n]
+
+
+def _drop_tail(text: str, language: str | None) -> str:
+    if language in textproc.CJK_LANGUAGES:
+        return text[:-2]
+    return text[: text.rfind(" ")].rstrip() if " " in text else ""
+
+
+_PUNCTUATION = re.compile(r"(?<!\d)[.,](?!\d)|[，。！？、；：!?;:…\"“”]")
+
+
+_CJK_GAP = re.compile(r"(?<=[^\x00-\x7f])\s+|\s+(?=[^\x00-\x7f])")
+
+
+def plain(text: str, language: str | None) -> str:
+    """Text without punctuation (partials have none: it changes as more audio arrives), and
+    for CJK languages without spaces beside CJK characters."""
+    if language in textproc.CJK_LANGUAGES:
+        return _CJK_GAP.sub("", _PUNCTUATION.sub("", text)).strip()
+    return " ".join(_PUNCTUATION.sub(" ", text).split())
