@@ -114,9 +114,11 @@ def converse(
     pace: float = 0.0,
     first: str | None = None,
     end: bool = True,
+    frame: float = FRAME_S,
 ) -> Run:
-    """Send a configuration, the PCM in 60 ms frames (``pace`` 1 = real time, 0 = at once)
-    and the end frame; collect every message until the one with ``is_end`` (or a close)."""
+    """Send a configuration, the PCM in ``frame`` seconds a frame (``pace`` 1 = real time, 0 =
+    at once) and the end frame; collect every message until the one with ``is_end`` (or a
+    close)."""
     run = Run()
     started = time.monotonic()
     done = threading.Event()
@@ -136,13 +138,13 @@ def converse(
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     ws.send_text(first if first is not None else config(audio_fs=rate))
-    step = int(FRAME_S * rate) * 2
+    step = int(frame * rate) * 2
     for n, i in enumerate(range(0, len(data), step)):
         if done.is_set():
             break
         ws.send_bytes(data[i : i + step])
         if pace:
-            time.sleep(max(0.0, started + (n + 1) * FRAME_S / pace - time.monotonic()))
+            time.sleep(max(0.0, started + (n + 1) * frame / pace - time.monotonic()))
     run.end_sent = time.monotonic() - started
     if end and not done.is_set():
         ws.send_text(json.dumps({"is_speaking": False, "is_end": True}))

@@ -31,7 +31,7 @@ from tingji.engine.online import DecodeGate, OnlineRecognizer, StreamOptions
 from tingji.engine.pipeline import Source, Transcription
 from tingji.engine.streaming import LiveSession, Recognizer
 from tingji.errors import AudioError, BusyError, NotFoundError, OptionError, TooManyFilesError
-from tingji.jobs.audio_store import AudioStore, StoredAudio
+from tingji.jobs.audio_store import AudioStore, LiveRecording, StoredAudio
 from tingji.jobs.runner import JobCancelled, JobRunner
 from tingji.jobs.storage import Storage
 from tingji.speaker_service import SpeakerService
@@ -95,7 +95,7 @@ class Tingji(SpeakerService):
         self._waiting = 0
         self._active = 0  # recognitions holding a model: release_memory unloads none then
         self._count_lock = threading.Lock()
-        self._live: set[int] = set()  # open live streams, by id
+        self._live: dict[int, LiveRecording | None] = {}  # open live streams' audio, by id
         self._live_starting = 0
         self._gates: weakref.WeakKeyDictionary[Backend, DecodeGate] = weakref.WeakKeyDictionary()
         self.audio_store = AudioStore(
@@ -131,15 +131,31 @@ class Tingji(SpeakerService):
         funasr = funasr_models(s.model_cache, downloadable=s.allow_model_downloads)
         return list(dict.fromkeys([s.model, *s.extra_models, *whisper, *funasr]))
 
+    def models_on_disk(self) -> set[str]:
+        """Of :meth:`offered_models`, those that need no download: the embedded model, local
+        directories and the models already in the cache."""
+        from tingji.engine.funasr.catalog import offered_models as funasr_models
+        from tingji.engine.models import EMBEDDED_NAMES
+        from tingji.engine.whisper import cached_models
+
+        s = self.settings
+        here = {*cached_models(s.model_cache), *funasr_models(s.model_cache)}
+        for name in self.offered_models():
+            if name in EMBEDDED_NAMES or Path(name).expanduser().is_dir():
+                here.add(name)
+        return here
+
     def check_model(self, model: str | None) -> str:
         """A client's model choice, checked against :meth:`offered_models` (never a path)."""
         if model is None or model in ("", "whisper-1", "default"):
             return self.settings.model
         if model not in self.offered_models():
-            raise OptionError(
+            error = OptionError(
                 f"model '{model}' is not offered here; choose one of "
                 + ", ".join(self.offered_models())
             )
+            error.model = model
+            raise error
         return model
 
     def backend(self, model: str | None = None) -> Backend:
@@ -185,10 +201,13 @@ class Tingji(SpeakerService):
         model: str | None = None,
         on_segment: Callable[[Segment, Transcription], None] | None = None,
         voices: dict[str, np.ndarray] | None = None,
+        on_start: Callable[[Transcription], None] | None = None,
     ) -> Saved:
         """Recognise a stored upload in a worker slot and save it to history (blocking).
 
-        Raises :class:`BusyError` at once when every worker is busy and the queue is full.
+        ``on_start`` gets the recognition once it has a worker (its ``position``, ``duration``
+        and ``stage`` tell how far it is); ``on_segment`` each segment as it is ready. Raises
+        :class:`BusyError` at once when every worker is busy and the queue is full.
         """
         if not self._slots.acquire(blocking=False):
             raise BusyError("the server is busy: every worker and queue place is taken")
@@ -203,6 +222,8 @@ class Tingji(SpeakerService):
                     run = self.start(
                         str(path), options, model=model, name=stored.name, voices=voices
                     )
+                    if on_start is not None:
+                        on_start(run)
                     for segment in run:
                         if on_segment is not None:
                             on_segment(segment, run)
@@ -269,6 +290,9 @@ class Tingji(SpeakerService):
         ``partials``: decode the utterance in progress too; ``whole``: keep the audio and
         transcribe it as a file when the stream ends. Raises :class:`BusyError` when
         ``stream_max_sessions`` streams are open.
+
+        The audio is stored as it arrives, as uploads are (unless ``audio_retention`` is
+        ``delete``), for the history entry that :meth:`end_live` makes.
         """
         s = self.settings
         options = options or self.options()
@@ -278,6 +302,7 @@ class Tingji(SpeakerService):
                 raise BusyError(f"the server is busy: {open_now} live streams are open")
             self._active += 1
             self._live_starting += 1
+        recording: LiveRecording | None = None
         try:
             backend = self.backend(model)
             recognizer: Recognizer
@@ -295,18 +320,37 @@ class Tingji(SpeakerService):
                 recognizer = OnlineRecognizer(
                     backend, options, stream, beam_size=s.beam_size, gate=gate
                 )
+            recording = self._live_recording(name)
             session = LiveSession(
-                recognizer, backend=backend, options=options, sample_rate=sample_rate, name=name
+                recognizer,
+                backend=backend,
+                options=options,
+                sample_rate=sample_rate,
+                name=name,
+                recording=recording,
             )
         except BaseException:
+            if recording is not None:
+                recording.discard()
             with self._count_lock:
                 self._live_starting -= 1
                 self._active -= 1
             raise
         with self._count_lock:
             self._live_starting -= 1
-            self._live.add(id(session))
+            self._live[id(session)] = recording
         return session
+
+    def _live_recording(self, name: str) -> LiveRecording | None:
+        """Where a live stream's audio is stored; None where it is not kept (retention
+        ``delete``, or a store that cannot be written: the stream goes on without)."""
+        if self.settings.audio_retention == "delete":
+            return None
+        try:
+            return self.audio_store.record(name)
+        except OSError as exc:
+            log.warning("live audio %r will not be kept: %s", name, exc)
+            return None
 
     def live_ticket(self, seconds: float = LIVE_TICKET_SECONDS) -> str:
         """A short-lived pass for the live WebSocket, handed to a signed-in web page (whose
@@ -324,21 +368,35 @@ class Tingji(SpeakerService):
         return hmac.new(self._ticket_key, text.encode(), "sha256").hexdigest()
 
     def end_live(self, session: LiveSession, *, save: bool = True) -> int | None:
-        """Close a live stream and save what it recognised to history (unless ``save`` is
-        False or nothing was said); returns the history entry's id. Closing twice is harmless.
+        """Close a live stream and save what it recognised to history, with its audio (unless
+        ``save`` is False or nothing was said: then its audio goes too); returns the history
+        entry's id. Closing twice is harmless.
         """
         with self._count_lock:
             if id(session) not in self._live:
                 return None
-            self._live.discard(id(session))
+            recording = self._live.pop(id(session))
             self._active -= 1
-        session.close()
-        transcript = session.transcript()
-        if not save or not transcript.segments:
-            return None
-        return self.history.add_transcription(
-            transcript, name=session.name, options=options_to_dict(session.options)
-        )
+        stored: StoredAudio | None = None
+        try:
+            session.close()
+            transcript = session.transcript()
+            if not save or not transcript.segments:
+                return None
+            stored = recording.keep() if recording is not None else None
+            return self.history.add_transcription(
+                transcript,
+                name=session.name,
+                options=options_to_dict(session.options),
+                audio_file=stored.file if stored is not None else None,
+            )
+        except BaseException:
+            if stored is not None:
+                self.audio_store.delete([stored.file])
+            raise
+        finally:
+            if recording is not None:
+                recording.discard()  # what was not kept
 
     def live_streams(self) -> int:
         """Live streams open now."""

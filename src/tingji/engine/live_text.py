@@ -1,11 +1,22 @@
-"""How live partial text is written and settled: plain text without punctuation, loops shown
-once, and the prefix of the hypotheses that no longer changes."""
+"""How live partial text is written and settled: plain text without punctuation or broken
+characters, loops shown once, and the prefix of the hypotheses that no longer changes."""
 
 from __future__ import annotations
 
 import re
 
 from tingji.engine import text as textproc
+
+BROKEN = "\ufffd"
+"""What a tokenizer writes for bytes that are no whole UTF-8 character: a decode that stopped
+inside a character (its last token holds only the first bytes of it), or a stray byte."""
+
+
+def drop_broken(text: str) -> str:
+    """``text`` without :data:`BROKEN` characters: the part of a character a decode stopped
+    in comes whole with a later decode, or never."""
+    return text.replace(BROKEN, "")
+
 
 _LOOP = re.compile(r"(.{2,12}?)\1{2,}")
 

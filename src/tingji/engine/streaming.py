@@ -115,8 +115,16 @@ class Resampler:
         return np.multiply(ints, 1 / 32768, dtype=np.float32)
 
 
+class Recording(Protocol):
+    """Where a session's audio goes as it arrives, for history: s16le 16 kHz mono blocks.
+    It keeps its own troubles (a full disk ends the recording, not the stream)."""
+
+    def write(self, pcm: bytes) -> None: ...
+
+
 class LiveSession:
-    """One live stream: s16le mono PCM at ``sample_rate`` in, :data:`Event` objects out.
+    """One live stream: s16le mono PCM at ``sample_rate`` in, :data:`Event` objects out; the
+    audio as recognised (16 kHz) goes to ``recording`` too.
 
     Not thread-safe: feed it from one thread at a time (any one).
     """
@@ -129,8 +137,10 @@ class LiveSession:
         options: TranscribeOptions,
         sample_rate: int = SAMPLE_RATE,
         name: str = "live",
+        recording: Recording | None = None,
     ) -> None:
         self.recognizer = recognizer
+        self.recording = recording
         self.backend = backend
         self.options = options
         self.sample_rate = sample_rate
@@ -148,14 +158,21 @@ class LiveSession:
     def feed(self, pcm: bytes) -> list[Event]:
         samples = self._resample(pcm)
         self.received += len(pcm) // 2
-        return self.recognizer.accept(samples)
+        return self._accept(samples)
 
     def finish(self) -> list[Event]:
         if self._finished:
             return []
         self._finished = True
-        events = self.recognizer.accept(self._resample.flush())
+        events = self._accept(self._resample.flush())
         return events + self.recognizer.finish()
+
+    def _accept(self, samples: np.ndarray) -> list[Event]:
+        if self.recording is not None and len(samples):
+            # the resampler's samples are s16 / 32768: this gives them back exactly
+            ints = np.clip(np.round(samples * 32768), -32768, 32767).astype("<i2")
+            self.recording.write(ints.tobytes())
+        return self.recognizer.accept(samples)
 
     def close(self) -> None:
         self.recognizer.close()

@@ -2,20 +2,26 @@
 
 A client's file name is kept for display only; it never becomes part of a path. An upload is
 written under its name plus ``.part`` and renamed when complete, so that one cut off by a
-killed server is recognisable; :meth:`AudioStore.sweep` removes such leftovers.
+killed server is recognisable; :meth:`AudioStore.sweep` removes such leftovers. A live
+stream's audio is written the same way as it arrives (:class:`LiveRecording`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import threading
 import time
 import uuid
+import wave
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from tingji.errors import EmptyAudioError, FileTypeError, TooLargeError
+
+log = logging.getLogger("tingji")
 
 EXTENSIONS = frozenset(
     {
@@ -71,9 +77,7 @@ class AudioStore:
     def save(self, stream: BinaryIO, name: str) -> StoredAudio:
         """Copy an upload to a new generated file, enforcing the size limit while copying."""
         ext = check_extension(name)
-        self.root.mkdir(parents=True, exist_ok=True)
-        suffix = ext if _SAFE_EXT.match(ext) else "bin"
-        file = f"{time.strftime('%Y%m%d')}-{uuid.uuid4().hex}.{suffix}"
+        file = self.new_name(ext if _SAFE_EXT.match(ext) else "bin")
         target = self.root / file
         partial = self.root / (file + PARTIAL)
         size = 0
@@ -94,6 +98,16 @@ class AudioStore:
             partial.unlink(missing_ok=True)
             raise
         return StoredAudio(file, name, size)
+
+    def new_name(self, suffix: str) -> str:
+        """A fresh generated name for a stored file (in a directory that exists)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        return f"{time.strftime('%Y%m%d')}-{uuid.uuid4().hex}.{suffix}"
+
+    def record(self, name: str, sample_rate: int = 16000) -> LiveRecording:
+        """Start storing a live stream's audio (see :class:`LiveRecording`); raises
+        :class:`OSError` when the file cannot be created."""
+        return LiveRecording(self, name, sample_rate)
 
     def path(self, file: str) -> Path:
         """The path of a stored file (names come from :meth:`save`, never from a client)."""
@@ -133,3 +147,97 @@ class AudioStore:
             return []
         cutoff = time.time() - days * 86400
         return [e.name for e in os.scandir(self.root) if e.is_file() and e.stat().st_mtime < cutoff]
+
+
+class LiveRecording:
+    """A live stream's audio, written to the store as it arrives: 16-bit mono WAV under a
+    generated name plus ``.part``, renamed by :meth:`keep`.
+
+    The header is brought up to date with every block, so the file is whole at any moment. A
+    disk error or the store's size limit ends the recording, never the stream: it is logged,
+    what was written is removed, and :meth:`keep` keeps nothing. Blocks may come from any one
+    thread at a time and :meth:`keep` or :meth:`discard` from another.
+    """
+
+    def __init__(self, store: AudioStore, name: str, sample_rate: int = 16000) -> None:
+        self.store = store
+        self.name = name
+        self.file = store.new_name("wav")
+        self.size = 0
+        """Bytes of audio written so far."""
+        self._partial = store.root / (self.file + PARTIAL)
+        self._lock = threading.Lock()
+        self._out = self._partial.open("xb")  # noqa: SIM115 - open for the stream
+        try:
+            self._wav: wave.Wave_write | None = wave.open(self._out, "wb")  # noqa: SIM115
+            self._wav.setnchannels(1)
+            self._wav.setsampwidth(2)
+            self._wav.setframerate(sample_rate)
+        except BaseException:
+            self._out.close()
+            self._partial.unlink(missing_ok=True)
+            raise
+
+    def write(self, pcm: bytes) -> None:
+        """Append s16le samples; never raises for the disk's sake (see the class)."""
+        with self._lock:
+            if self._wav is None or not pcm:
+                return
+            if self.size + len(pcm) > self.store.max_bytes:
+                log.warning(
+                    "live audio %r reached the %.3g MiB limit: its audio is not kept",
+                    self.name,
+                    self.store.max_bytes / 2**20,
+                )
+                self._remove()
+                return
+            try:
+                self._wav.writeframes(pcm)
+            except OSError as exc:
+                log.warning("live audio %r could not be written, not kept: %s", self.name, exc)
+                self._remove()
+                return
+            self.size += len(pcm)
+
+    def keep(self) -> StoredAudio | None:
+        """End the recording and store it under :attr:`file`; None when nothing is kept (no
+        audio, or an error ended it)."""
+        with self._lock:
+            if self._wav is None:
+                return None
+            if self.size == 0:
+                self._remove()
+                return None
+            try:
+                self._close()
+                self._partial.rename(self.store.path(self.file))
+            except OSError as exc:
+                log.warning("live audio %r could not be stored: %s", self.name, exc)
+                self._remove()
+                return None
+            return StoredAudio(self.file, self.name, self.size)
+
+    def discard(self) -> None:
+        """End the recording and remove what was written (harmless after :meth:`keep`: the
+        stored file is the caller's then)."""
+        with self._lock:
+            if self._wav is not None:
+                self._remove()
+
+    def _close(self) -> None:
+        wav, self._wav = self._wav, None
+        try:
+            if wav is not None:
+                wav.close()
+        finally:
+            self._out.close()
+
+    def _remove(self) -> None:
+        try:
+            self._close()
+        except OSError:
+            log.debug("closing the dropped live audio %r", self.name, exc_info=True)
+        try:
+            self._partial.unlink(missing_ok=True)
+        except OSError as exc:  # the sweep at the next start removes it
+            log.warning("live audio %r could not be removed: %s", self.name, exc)
