@@ -236,6 +236,74 @@ def test_single_file_shows_the_text(open_page: Any, tmp_path: Path) -> None:
     shot(page, tmp_path, "single")
 
 
+def test_single_file_shows_real_progress(open_page: Any, tmp_path: Path) -> None:
+    """A 136 s recording: one progress bar, moving through audio seconds with the elapsed time
+    and the time left, then done."""
+    clip = shared_clip("long/zh_dev_concat.wav")
+    page = open_page()
+    page.locator("#tj-single-file input[type=file]").set_input_files(str(clip))
+    expect(page.locator("#tj-single-file").get_by_role("cell", name=clip.name)).to_be_visible()
+    page.evaluate(
+        """() => {
+        window.tjSeen = [];
+        const watch = () => {
+          const bar = document.querySelector('#tj-single-status .tj-progress');
+          const share = bar && bar.innerText.match(/(\\d+) %/);
+          if (share) window.tjSeen.push([+share[1], bar.innerText]);
+        };
+        window.tjWatch = setInterval(watch, 100);
+    }"""
+    )
+    page.locator("#tj-single-run").click()
+    expect(page.locator("#tj-single-status")).to_contain_text("剩余约", timeout=60_000)
+    shot(page, tmp_path, "single-progress")
+    expect(page.locator("#tj-single-status .tj-ok")).to_be_visible(timeout=RECOGNITION_TIMEOUT_MS)
+    seen = page.evaluate("() => { clearInterval(window.tjWatch); return window.tjSeen; }")
+    shares = [share for share, _ in seen]
+    texts = [text for _, text in seen]
+    assert any(0 < share < 100 for share in shares), shares
+    assert shares == sorted(shares), shares  # it never goes back
+    moving = [x for x in texts if re.search(r"识别中 \d+ / 136 秒", x)]
+    assert len({x.split("\n")[0] for x in moving}) >= 1 and moving, texts
+    assert any("已用" in x and "剩余约" in x for x in moving), texts
+    assert "0.0%" not in " ".join(texts)
+    # one bar: not Gradio's own overlay beside it
+    expect(page.locator("#tj-single-text .progress-text")).to_have_count(0)
+    shot(page, tmp_path, "single-progress-done")
+
+
+def test_the_model_choice_tells_the_truth(browser: Any, tmp_path: Path, model_cache: Path) -> None:
+    """Models here are marked ready; where downloads are allowed the others say what they
+    download; one that cannot be fetched (no network) is refused once, in the page's words."""
+    live = Server(
+        tmp_path / "data", model_cache, TINGJI_ALLOW_MODEL_DOWNLOADS="true", HF_HUB_OFFLINE="1"
+    )
+    context = browser.new_context(viewport=DESKTOP, locale="zh-CN")
+    try:
+        page = context.new_page()
+        page.goto(live.url)
+        page.wait_for_selector("#tj-tabs")
+        expect(page.locator("#tj-tabs")).to_contain_text("内置的 base 模型小而快")
+        picker = page.get_by_label("模型", exact=True).first
+        expect(picker).to_have_value("base（已就绪）")
+        picker.click()
+        expect(page.get_by_role("option", name="base（已就绪）")).to_be_visible()
+        expect(page.get_by_role("option", name="large-v3（首次使用需下载约 3 GB）")).to_be_visible()
+        page.get_by_role("option", name="large-v3（首次使用需下载约 3 GB）").click()
+        clip = shared_clip(MANDARIN)
+        page.locator("#tj-single-file input[type=file]").set_input_files(str(clip))
+        expect(page.locator("#tj-single-file").get_by_role("cell", name=clip.name)).to_be_visible()
+        page.locator("#tj-single-run").click()
+        error = page.locator("#tj-single-status .tj-error")
+        expect(error).to_contain_text("模型「large-v3」不在这台机器上", timeout=60_000)
+        expect(error).not_to_contain_text("--model")  # not the CLI's advice
+        expect(page.locator(".toast-body")).to_have_count(0)  # said once, not in a toast too
+        shot(page, tmp_path, "model-offline")
+    finally:
+        context.close()
+        live.stop()
+
+
 def test_single_file_tells_speakers_apart(open_page: Any, tmp_path: Path) -> None:
     import numpy as np
 
@@ -562,6 +630,7 @@ def test_voice_profiles_are_enrolled_from_a_clip_used_and_deleted(
     shot(page, tmp_path, "voices")
     expect(page.locator("#tj-voices-pick input")).to_have_value("张老师")
     page.locator("#tj-voices-del").click()
+    page.locator("#tj-voices-confirm-yes").click()
     expect(page.locator("#tj-voices-status .tj-ok")).to_have_text("已删除声纹：张老师")
     expect(page.locator("#tj-voices-table")).not_to_contain_text("张老师")
     assert httpx.get(server.url + "api/voices", timeout=10).json() == []
@@ -583,6 +652,55 @@ def test_api_docs_work_offline(browser: Any, server: Server, tmp_path: Path) -> 
     finally:
         context.close()
     assert not outside, outside
+
+
+def test_the_language_is_kept_and_every_text_follows_it(
+    browser: Any, server: Server, tmp_path: Path
+) -> None:
+    """Gradio's own texts follow the page's language, not the browser's locale; texts drawn
+    once follow a switch; the choice survives a reload and a new visit."""
+    for locale in ("en-US", "zh-CN"):
+        context = browser.new_context(viewport=DESKTOP, locale=locale)
+        try:
+            page = context.new_page()
+            page.goto(server.url)
+            page.wait_for_selector("#tj-tabs")
+            drop = page.locator("#tj-single-file")
+            expect(page.get_by_role("tab").first).to_have_text(TABS_ZH[0])
+            expect(drop).to_contain_text("拖放")
+            expect(drop).not_to_contain_text("Drop File Here")
+            page.locator("#tj-lang").get_by_text("English").click()
+            expect(page.get_by_role("tab")).to_have_text(TABS_EN)
+            select_tab(page, "Batch")
+            expect(page.locator("#tj-batch-progress")).to_contain_text("Not started.")
+            select_tab(page, "Live")
+            expect(page.locator("#tj-live-out")).to_contain_text("Press Start")
+            assert page.url.endswith("?lang=en")
+            page.reload()
+            page.wait_for_selector("#tj-tabs")
+            expect(page.get_by_role("tab")).to_have_text(TABS_EN)
+            expect(drop).to_contain_text("Drop File Here")
+            shot(page, tmp_path, f"kept-english-{locale}")
+            again = context.new_page()  # a new visit, no ?lang=: the saved choice
+            again.goto(server.url)
+            again.wait_for_selector("#tj-tabs")
+            expect(again.get_by_role("tab")).to_have_text(TABS_EN)
+            assert again.url.endswith("?lang=en")
+            expect(again.locator("#tj-single-file")).to_contain_text("Drop File Here")
+            again.locator("#tj-lang").get_by_text("中文").click()
+            expect(again.get_by_role("tab")).to_have_text(TABS_ZH)
+            select_tab(again, "实时录音")
+            expect(again.locator("#tj-live-out")).to_contain_text("点击“开始”")
+            select_tab(again, "批量处理")
+            expect(again.locator("#tj-batch-progress")).to_contain_text("尚未开始。")
+            again.reload()
+            again.wait_for_selector("#tj-tabs")
+            expect(again.get_by_role("tab").first).to_have_text(TABS_ZH[0])
+            expect(again.locator("#tj-single-file")).to_contain_text("拖放")
+            select_tab(again, "系统")
+            expect(again.locator("body")).not_to_contain_text("no CUDA GPU found")
+        finally:
+            context.close()
 
 
 def test_english_by_switch_and_by_query(open_page: Any, tmp_path: Path) -> None:
@@ -614,16 +732,47 @@ def test_release_memory_shows_before_and_after(open_page: Any, tmp_path: Path) -
     shot(page, tmp_path, "system-released")
 
 
+MAIN_ACTIONS = [
+    "tj-single-run",
+    "tj-batch-run",
+    "tj-live-start",
+    "tj-hist-search",
+    "tj-hw-save",
+    "tj-sys-refresh",
+]
+"""Each tab's main button, in the order of the tabs."""
+
+
 def test_every_tab_fits_desktop_and_phone(open_page: Any, tmp_path: Path) -> None:
-    """Screenshots of each tab at 1366×768 and 390×844, with nothing wider than the screen."""
-    for label, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
-        page = open_page(viewport=viewport)
-        for number, tab in enumerate(TABS_ZH):
-            select_tab(page, tab)
-            page.wait_for_timeout(300)
-            overflow = page.evaluate("() => document.documentElement.scrollWidth - innerWidth")
-            shot(page, tmp_path, f"{label}-{number}")
-            assert overflow <= 0, f"{tab} is {overflow}px wider than the {label} screen"
+    """Screenshots of each tab at 1366×768 and 390×844, in both languages: nothing wider than
+    the screen, every tab on the bar (none in an overflow menu), each tab's main button on
+    the first screen, and table headers never cut between the characters of a word."""
+    for lang, tabs in (("zh", TABS_ZH), ("en", TABS_EN)):
+        for label, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
+            page = open_page(f"?lang={lang}", viewport=viewport)
+            bar = page.locator("#tj-tabs [role=tablist] button[role=tab]")
+            expect(bar).to_have_text(tabs)
+            for number, (tab, action) in enumerate(zip(tabs, MAIN_ACTIONS, strict=True)):
+                select_tab(page, tab)
+                page.wait_for_timeout(300)
+                overflow = page.evaluate("() => document.documentElement.scrollWidth - innerWidth")
+                shot(page, tmp_path, f"{lang}-{label}-{number}")
+                assert overflow <= 0, f"{tab} is {overflow}px wider than the {label} screen"
+                box = page.locator(f"#{action}").bounding_box()
+                assert box and box["y"] + box["height"] <= viewport["height"], (tab, label, box)
+                for header in page.locator("th:visible").all():
+                    text = header.inner_text().strip()
+                    if len(text) >= 2 and not any(c.isspace() for c in text):  # one word
+                        lines = header.evaluate(
+                            "h => { const w = document.createTreeWalker(h, NodeFilter.SHOW_TEXT);"
+                            " let most = 0; while (w.nextNode()) { const t = w.currentNode;"
+                            " if (t.textContent.trim().length < 2) continue;"
+                            " const r = document.createRange(); r.selectNodeContents(t);"
+                            " const tops = new Set([...r.getClientRects()]"
+                            ".map(x => Math.round(x.top)));"
+                            " most = Math.max(most, tops.size); } return most; }"
+                        )
+                        assert lines <= 1, (tab, label, text, lines)
 
 
 def test_login_when_a_ui_password_is_set(browser: Any, tmp_path: Path, model_cache: Path) -> None:
@@ -640,7 +789,8 @@ def test_login_when_a_ui_password_is_set(browser: Any, tmp_path: Path, model_cac
         password.fill("wrong")
         password.press("Enter")
         # wait for the refusal to arrive before trying again, or the two answers race
-        expect(page.get_by_text("Incorrect Credentials")).to_be_visible(timeout=30_000)
+        # in the page's language (Chinese by default), whatever the browser's locale
+        expect(page.get_by_text("凭据不正确")).to_be_visible(timeout=30_000)
         expect(page.locator("#tj-tabs")).to_have_count(0)
         page.locator("input[type=text]").first.fill("admin")
         password.fill("s3cret-pass")

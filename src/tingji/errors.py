@@ -71,6 +71,9 @@ class FileTypeError(UnsupportedFormatError):
 class ModelError(TingjiError):
     """A model could not be found, assembled, verified or loaded."""
 
+    unavailable: str | None = None
+    """The model's name, when it is simply not on this machine and cannot be downloaded."""
+
 
 class MissingExtraError(ModelError):
     """A backend needs an optional dependency that is not installed."""
@@ -78,6 +81,9 @@ class MissingExtraError(ModelError):
 
 class OptionError(TingjiError):
     """An option has a value tingji does not accept."""
+
+    model: str | None = None
+    """The model asked for, when the option refused is the choice of model."""
 
 
 class OutputError(TingjiError):

@@ -68,12 +68,14 @@ def resolve_model_path(model: str, cache_dir: Path) -> tuple[str, Path]:
         try:
             local = download_model(model, cache_dir=hub_cache)
         except Exception as exc:
-            raise ModelError(
+            error = ModelError(
                 f"model '{model}' is not in the cache ({hub_cache}) and could not be "
                 f"downloaded ({type(exc).__name__}). On a machine with network run "
                 f"`tingji download {model}` (or copy a CTranslate2 model directory) and pass "
                 "its path with --model"
-            ) from exc
+            )
+            error.unavailable = model  # for a UI to say it in its own words
+            raise error from exc
     return model, Path(local)
 
 

@@ -15,6 +15,7 @@ from tingji.config import Settings
 from tingji.service import Tingji
 from tingji.ui import batch, history, hotwords, live, single, system
 from tingji.ui.common import Scratch
+from tingji.ui.early import EarlyScript
 from tingji.ui.i18n import DEFAULT_LANG, T, Translator, lang_of, t
 from tingji.ui.page import Page
 from tingji.ui.style import CSS, theme
@@ -132,7 +133,9 @@ def mount(app: FastAPI, service: Tingji) -> FastAPI:
     # uploads then runs too, behind UploadGuard (which does not depend on it). It checks against
     # the process's one GRADIO_TEMP_DIR: of several apps in a process, the last started has it.
     blocks.has_launched = True
-    _gradio_app(app, blocks).add_middleware(UploadGuard, files=files)
+    inner = _gradio_app(app, blocks)
+    inner.add_middleware(UploadGuard, files=files)
+    inner.add_middleware(EarlyScript)  # the page language, before Gradio starts
     served = app.router.lifespan_context
 
     @asynccontextmanager

@@ -18,10 +18,11 @@ from tingji.ui.common import (
     confirm_panel,
     message,
     option_inputs,
+    progress_bar,
     status_line,
     store,
 )
-from tingji.ui.i18n import T, t
+from tingji.ui.i18n import T, both, t
 from tingji.ui.page import Page
 from tingji.ui.single import FILE_TYPES
 
@@ -47,7 +48,7 @@ def percent(job: JobStatus) -> float:
 
 def progress_html(job: JobStatus | None, lang: str) -> str:
     if job is None:
-        return _bar(0.0, [t("batch.idle", lang)])
+        return progress_bar(0.0, [f"<span {both('batch.idle')}>{t('batch.idle', lang)}</span>"])
     share = percent(job)
     parts = [f"<b>{share:.0f} %</b>"]
     parts.append(t("batch.files_done", lang, done=job.finished_files, total=len(job.files)))
@@ -60,19 +61,10 @@ def progress_html(job: JobStatus | None, lang: str) -> str:
     parts.append(t("batch.elapsed", lang, elapsed=clock(job.elapsed, fraction=False)))
     if job.status not in FINISHED and job.eta is not None:
         parts.append(t("batch.left", lang, left=clock(job.eta, fraction=False)))
-    return _bar(share, parts)
+    return progress_bar(share, parts)
 
 
 _FINAL = {"done": "batch.finished", "cancelled": "batch.cancelled", "failed": "batch.failed"}
-
-
-def _bar(share: float, parts: list[str]) -> str:
-    meta = "".join(f"<span>{p}</span>" for p in parts)
-    return (
-        f'<div class="tj-progress" data-percent="{share:.0f}">'
-        f'<div class="tj-bar"><div style="width:{share:.1f}%"></div></div>'
-        f'<div class="tj-meta">{meta}</div></div>'
-    )
 
 
 class Results:
@@ -119,7 +111,7 @@ def build(page: Page) -> None:
             )
             with tr(gr.Accordion, label=T("opt.title"), open=True):
                 opts = option_inputs(service, tr, speakers=True)
-            with gr.Row():
+            with gr.Row(elem_id="tj-batch-actions"):
                 run = tr(gr.Button, value=T("batch.run"), variant="primary", elem_id="tj-batch-run")
                 cancel = tr(
                     gr.Button, value=T("batch.cancel"), variant="stop", elem_id="tj-batch-cancel"
@@ -164,12 +156,10 @@ def build(page: Page) -> None:
         *option_values, lang = values
         hidden = gr.update(visible="hidden")
         if not paths:
-            gr.Warning(t("batch.no_files", lang))
             yield status_line(t("batch.no_files", lang), "error"), gr.skip(), [], "", hidden, hidden
             return
 
-        def failed(text: str) -> tuple[Any, ...]:
-            gr.Warning(text)
+        def failed(text: str) -> tuple[Any, ...]:  # said once, in the status line
             return status_line(text, "error"), gr.skip(), [], "", hidden, hidden
 
         refused: list[str] = []

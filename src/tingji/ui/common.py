@@ -17,7 +17,7 @@ import gradio as gr
 
 from tingji.engine.hotwords import parse_hotwords
 from tingji.engine.pipeline import check_speaker_options
-from tingji.errors import NotFoundError, TingjiError
+from tingji.errors import ModelError, NotFoundError, OptionError, TingjiError
 from tingji.jobs.audio_store import StoredAudio
 from tingji.service import Tingji
 from tingji.types import TranscribeOptions
@@ -33,6 +33,10 @@ def message(exc: BaseException, lang: str, name: str | None = None) -> str:
     """One readable line for an error (which file, what went wrong), never a traceback."""
     if isinstance(exc, NotUploadedError):  # the same whatever was named, and whether it exists
         return t("err.not_uploaded", lang)
+    if isinstance(exc, ModelError) and exc.unavailable:  # not the CLI's advice: the page's
+        return t("err.model_offline", lang, name=exc.unavailable)
+    if isinstance(exc, OptionError) and exc.model:
+        return t("err.model_unknown", lang, name=exc.model)
     if isinstance(exc, TingjiError):
         text = str(exc)
         if name and not exc.source:
@@ -45,6 +49,16 @@ def message(exc: BaseException, lang: str, name: str | None = None) -> str:
 def status_line(text: str, kind: str = "info") -> str:
     """A status note for a Markdown component: ``info``, ``ok`` or ``error`` (colour-coded)."""
     return f'<div class="tj-status tj-{kind}">{html.escape(text)}</div>'
+
+
+def progress_bar(share: float, parts: list[str]) -> str:
+    """A progress bar (``share`` 0–100) with a line of facts under it (``parts``: HTML)."""
+    meta = "".join(f"<span>{p}</span>" for p in parts)
+    return (
+        f'<div class="tj-progress" data-percent="{share:.0f}">'
+        f'<div class="tj-bar"><div style="width:{share:.1f}%"></div></div>'
+        f'<div class="tj-meta">{meta}</div></div>'
+    )
 
 
 def kv_table(rows: list[tuple[str, str]], elem: str = "tj-kv") -> str:
@@ -108,8 +122,8 @@ def option_inputs(
         gr.Radio, label=T("opt.script"), choices=Lazy(script_choices), value=defaults.script
     )
     itn = tr(gr.Checkbox, label=T("opt.itn"), value=defaults.itn)
-    models = service.offered_models()
-    model = tr(gr.Dropdown, label=T("opt.model"), choices=models, value=models[0])
+    model = model_picker(service, tr)
+    tr(gr.Markdown, value=T("opt.model.hint"), elem_classes=["tj-hint"])
     options = OptionInputs(language, hotword_text, hotword_list, itn, script, model)
     if speakers:
         with gr.Row(equal_height=True):
@@ -125,6 +139,55 @@ def option_inputs(
                 min_width=120,
             )
     return options
+
+
+DOWNLOAD_SIZES = {
+    "tiny": "75 MB",
+    "tiny.en": "75 MB",
+    "base.en": "145 MB",
+    "small": "480 MB",
+    "small.en": "480 MB",
+    "medium": "1.5 GB",
+    "medium.en": "1.5 GB",
+    "large-v1": "3 GB",
+    "large-v2": "3 GB",
+    "large-v3": "3 GB",
+    "large": "3 GB",
+    "large-v3-turbo": "1.6 GB",
+    "turbo": "1.6 GB",
+    "distil-large-v2": "1.5 GB",
+    "distil-large-v3": "1.5 GB",
+    "distil-large-v3.5": "1.5 GB",
+    "distil-medium.en": "0.8 GB",
+    "distil-small.en": "0.3 GB",
+    "paraformer-zh": "0.9 GB",
+    "iic/SenseVoiceSmall": "0.9 GB",
+    "FunAudioLLM/Fun-ASR-Nano-2512": "2 GB",
+}
+"""Roughly what choosing a model that is not here downloads (its files on the model hub)."""
+
+
+def model_choices(service: Tingji, lang: str) -> list[tuple[str, str]]:
+    """(label, name) for the model pickers: the models here first, marked ready; then, where
+    the operator allows downloads, the others with what they would download."""
+    here = service.models_on_disk()
+    offered = service.offered_models()
+    ready = [(t("opt.model.ready", lang, name=m), m) for m in offered if m in here]
+    fetch = [
+        (t("opt.model.download", lang, name=m, size=DOWNLOAD_SIZES.get(m, "?")), m)
+        for m in offered
+        if m not in here
+    ]
+    return ready + fetch
+
+
+def model_picker(service: Tingji, tr: Translator, label: str = "opt.model") -> gr.Dropdown:
+    return tr(
+        gr.Dropdown,
+        label=T(label),
+        choices=Lazy(lambda lang: model_choices(service, lang)),
+        value=service.settings.model,
+    )
 
 
 def language_input(tr: Translator, default: str | None) -> gr.Dropdown:

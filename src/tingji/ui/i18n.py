@@ -8,6 +8,7 @@ or ``?lang=en``).
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -47,6 +48,29 @@ TEXTS: dict[str, tuple[str, str]] = {
     "opt.traditional": ("繁体", "Traditional"),
     "opt.original": ("保持原样", "As recognised"),
     "opt.model": ("模型", "Model"),
+    "opt.model.ready": ("{name}（已就绪）", "{name} (ready)"),
+    "opt.model.download": (
+        "{name}（首次使用需下载约 {size}）",
+        "{name} (downloads about {size} when first used)",
+    ),
+    "opt.model.hint": (
+        "内置的 base 模型小而快，适合试用和清晰的普通话、英语；中文会议请安装 "
+        "paraformer-zh 或 SenseVoiceSmall（见 README 的“模型”）。",
+        "The built-in base model is small and quick, for trying out and clear Mandarin or "
+        "English; for Chinese meetings install paraformer-zh or SenseVoiceSmall (README, "
+        "“Models”).",
+    ),
+    "err.model_offline": (
+        "模型「{name}」不在这台机器上，也无法下载（没有网络）。请选一个“已就绪”的模型，"
+        "或请管理员在能联网时运行 tingji download {name}。",
+        "The model “{name}” is not on this machine and cannot be downloaded (no network). "
+        "Choose a ready model, or have the operator run tingji download {name} where there "
+        "is network.",
+    ),
+    "err.model_unknown": (
+        "这台服务器不提供模型「{name}」。",
+        "This server does not offer the model “{name}”.",
+    ),
     "opt.diarize": ("区分说话人（谁说了什么）", "Tell speakers apart (who said what)"),
     "opt.speakers": ("说话人数", "Number of speakers"),
     "opt.speakers.auto": ("自动判断", "Find out"),
@@ -64,6 +88,8 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Recognising {done:.0f} / {total:.0f} s",
     ),
     "single.saving": ("正在保存上传……", "Saving the upload…"),
+    "single.waiting": ("等待空闲的识别线程……", "Waiting for a free worker…"),
+    "single.speakers": ("正在区分说话人……", "Telling the speakers apart…"),
     "single.done": ("完成：{name}（已存入识别历史）", "Done: {name} (saved to History)"),
     "col.start": ("开始", "Start"),
     "col.end": ("结束", "End"),
@@ -284,6 +310,13 @@ TEXTS: dict[str, tuple[str, str]] = {
     ),
     "sys.path": ("模型路径", "Model path"),
     "sys.device_reason": ("设备选择原因", "Why this device"),
+    "sys.why.cuda": ("自动：发现 {value} 个 CUDA GPU", "auto: {value} CUDA GPU(s) found"),
+    "sys.why.mps": ("自动：可用 Apple MPS", "auto: Apple MPS available"),
+    "sys.why.cpu": (
+        "自动：没有可用的 CUDA GPU，使用 CPU",
+        "auto: no CUDA GPU found, using the CPU",
+    ),
+    "sys.why.asked": ("按设置使用 {value}", "{value}, as set"),
     "sys.queue": ("排队中的识别", "Recognitions waiting"),
     "sys.database": ("历史数据库", "History database"),
     "sys.db.ok": ("正常（预写日志完好）", "OK (write-ahead log intact)"),
@@ -334,6 +367,13 @@ LANGUAGES: tuple[tuple[str, str, str], ...] = (
 def lang_of(value: str | None) -> str:
     """A page language from a query parameter or the switch; Chinese unless English is asked."""
     return "en" if (value or "").lower().startswith("en") else DEFAULT_LANG
+
+
+def both(key: str) -> str:
+    """``data-zh`` and ``data-en`` attributes with the text ``key``: for a text drawn once
+    that the page's language script (``lang.js``) rewrites when the language changes."""
+    zh, en = TEXTS[key]
+    return f'data-zh="{html.escape(zh)}" data-en="{html.escape(en)}"'
 
 
 def t(key: str, lang: str = DEFAULT_LANG, **values: Any) -> str:

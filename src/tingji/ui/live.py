@@ -22,7 +22,7 @@ from tingji.ui.common import (
     message,
     status_line,
 )
-from tingji.ui.i18n import T, Translator, t
+from tingji.ui.i18n import T, Translator, both, t
 from tingji.ui.page import Page
 
 SCRIPT = Path(__file__).with_name("live.js")
@@ -88,7 +88,8 @@ def build(page: Page) -> None:
         with gr.Column(scale=3, min_width=300):
             gr.HTML(
                 f'<div id="tj-live-out"><div class="tj-text tj-live-text">'
-                f'<div class="tj-live-empty">{t("live.empty")}</div></div></div>',
+                f'<div class="tj-live-empty" {both("live.empty")}>{t("live.empty")}</div>'
+                "</div></div>",
                 elem_id="tj-live-panel",
             )
     page.hotword_pickers.append(hotword_list)

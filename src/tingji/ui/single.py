@@ -23,6 +23,7 @@ from tingji.ui.common import (
     kv_table,
     message,
     option_inputs,
+    progress_bar,
     safe_stem,
     status_line,
     store,
@@ -128,19 +129,61 @@ def segments_table(
     )
 
 
+TICK_S = 0.5
+"""How often the page's progress line is brought up to date while a file is recognised."""
+
+
 @dataclass
 class Partial:
-    """Recognition so far: the segments, seconds done and the audio length."""
+    """Recognition so far: the segments, seconds done and the audio length, what it is doing
+    (``waiting`` for a worker, ``speakers`` being told apart, or ``recognising``) and for how
+    long it has been at it."""
 
     segments: list[Segment]
     position: float
     duration: float | None
     language: str | None
+    stage: str = "recognising"
+    stage_progress: float = 0.0
+    elapsed: float = 0.0
+    recognising_for: float = 0.0
 
     @property
     def text(self) -> str:
         joiner = "" if (self.language or "zh") in CJK else " "
         return joiner.join(s.text.strip() for s in self.segments)
+
+    @property
+    def share(self) -> float:
+        """Done, 0–100: the speaker stage as a tenth of the work, then the audio decoded."""
+        if self.stage == "waiting":
+            return 0.0
+        if self.stage == "speakers":
+            return 10.0 * self.stage_progress
+        if not self.duration:
+            return 0.0
+        done = min(self.position / self.duration, 1.0)
+        return (10.0 + 90.0 * done) if self.stage_progress < 0 else 100.0 * done
+
+    @property
+    def left(self) -> float | None:
+        """Seconds still to go, from the pace so far (None until there is a pace)."""
+        if self.stage != "recognising" or not self.duration or self.position <= 0:
+            return None
+        return self.recognising_for * (self.duration - self.position) / self.position
+
+    def html(self, lang: str) -> str:
+        parts = [f"<b>{self.share:.0f} %</b>"]
+        if self.stage == "waiting":
+            parts.append(t("single.waiting", lang))
+        elif self.stage == "speakers":
+            parts.append(t("single.speakers", lang))
+        else:
+            parts.append(t("single.working", lang, done=self.position, total=self.duration or 0))
+        parts.append(t("batch.elapsed", lang, elapsed=clock(self.elapsed, fraction=False)))
+        if self.left is not None:
+            parts.append(t("batch.left", lang, left=clock(self.left, fraction=False)))
+        return progress_bar(self.share, parts)
 
 
 CJK = frozenset({"zh", "yue", "ja"})
@@ -151,29 +194,60 @@ def recognise_stream(
 ) -> Iterator[Partial | Saved]:
     """Store the file, recognise it in the service's pool and save it to history.
 
-    Yields a :class:`Partial` per segment, then the :class:`Saved` result; a
-    :class:`TingjiError` propagates (with the upload discarded).
+    Yields a :class:`Partial` per segment and every :data:`TICK_S` (how far it is), then the
+    :class:`Saved` result; a :class:`TingjiError` propagates (with the upload discarded).
     """
     service = page.service
     stored = store(service, page.files, path, name)
     events: queue.Queue[Partial | Saved | BaseException] = queue.Queue()
     segments: list[Segment] = []
+    began = time.monotonic()
+    runs: list[Any] = []  # the recognition, once it has a worker
+    recognising_since: list[float] = []
+
+    def now(run: Any | None) -> Partial:
+        if run is None:
+            return Partial(
+                list(segments), 0.0, None, None, "waiting", 0.0, time.monotonic() - began
+            )
+        if run.stage == "recognising" and not recognising_since:
+            recognising_since.append(time.monotonic())
+        since = time.monotonic() - recognising_since[0] if recognising_since else 0.0
+        # a negative stage_progress marks "speakers were told apart first" for the share
+        after_speakers = -1.0 if options.diarize and run.stage == "recognising" else 0.0
+        stage_progress = run.stage_progress if run.stage == "speakers" else after_speakers
+        return Partial(
+            list(segments),
+            run.position,
+            run.duration,
+            run.language,
+            run.stage,
+            stage_progress,
+            time.monotonic() - began,
+            since,
+        )
 
     def on_segment(segment: Segment, run: Any) -> None:
         segments.append(segment)
-        events.put(Partial(list(segments), run.position, run.duration, run.language))
+        events.put(now(run))
 
     def work() -> None:
         try:
             events.put(
-                service.recognise_and_save(stored, options, model=model, on_segment=on_segment)
+                service.recognise_and_save(
+                    stored, options, model=model, on_segment=on_segment, on_start=runs.append
+                )
             )
         except BaseException as exc:  # handed to the page, which shows it
             events.put(exc)
 
     threading.Thread(target=work, name="tingji-ui-recognise", daemon=True).start()
     while True:
-        event = events.get()
+        try:
+            event = events.get(timeout=TICK_S)
+        except queue.Empty:
+            yield now(runs[0] if runs else None)
+            continue
         if isinstance(event, BaseException):
             if isinstance(event, TingjiError):
                 service.discard_upload(stored)
@@ -248,11 +322,9 @@ def build(page: Page) -> None:
         diarize: bool,
         speakers: str,
         lang: str,
-        progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's way to ask for progress)
     ) -> Iterator[tuple[Any, ...]]:
         path = file or recorded
         if not path:
-            gr.Warning(t("single.no_input", lang))
             yield status_line(t("single.no_input", lang), "error"), gr.skip(), [], *_hidden()
             return
         name = (
@@ -260,7 +332,7 @@ def build(page: Page) -> None:
             if file
             else t("live.name", lang, time=time.strftime("%Y-%m-%d %H%M%S")) + ".wav"
         )
-        progress(0.0, desc=t("single.saving", lang))
+        yield progress_bar(0.0, [t("single.saving", lang)]), gr.skip(), gr.skip(), *_hidden()
         try:
             options, model_name = build_options(
                 page.service,
@@ -275,11 +347,9 @@ def build(page: Page) -> None:
             )
             for event in recognise_stream(page, path, name, options, model_name):
                 if isinstance(event, Partial):
-                    note = t("single.working", lang, done=event.position, total=event.duration or 0)
-                    if event.duration:
-                        progress(min(event.position / event.duration, 1.0), desc=note)
                     body = text_box(highlight(event.text, options.hotwords))
-                    yield status_line(note), body, segment_rows(event.segments), *_hidden()
+                    rows = segment_rows(event.segments)
+                    yield event.html(lang), body, rows, *_hidden()
                     continue
                 transcript = event.transcript
                 yield (
@@ -290,15 +360,14 @@ def build(page: Page) -> None:
                     gr.update(value=write_downloads(page, transcript, name), visible=True),
                 )
         except Exception as exc:  # shown in the page, never as a traceback
-            text = message(exc, lang, name)
-            gr.Warning(text)
+            text = message(exc, lang, name)  # said once, in the status line
             yield status_line(text, "error"), text_box(""), [], *_hidden()
 
     run.click(
         recognise,
         inputs=[upload, recording, *opts.all(), page.lang],
         outputs=[status, text, segments, details, downloads],
-        show_progress_on=[status, text],
+        show_progress="hidden",  # the status line is the progress bar: one, not Gradio's two
     )
 
 

@@ -112,10 +112,18 @@ CSS = """
   border: 1px solid var(--border-color-primary); border-radius: 6px;
   background: var(--input-background-fill); }
 .tj-edit-error { color: #dc2626; flex: 1 1 100%; }
+/* the main action right under what it acts on, before the options: on the first screen */
+#tj-single-file, #tj-batch-files { order: -2; }
+#tj-single-run, #tj-batch-actions { order: -1; }
+/* a header is not cut inside a word */
+th, th * { word-break: keep-all !important; overflow-wrap: normal !important; }
+.file-preview td, .file-preview td * { word-break: break-all; white-space: normal; }
 @media (max-width: 640px) {
   .gradio-container { padding: 6px !important; }
   #tj-title h2 { font-size: 1.2rem; }
   #tj-title p { display: none; }
-  #tj-tabs button[role="tab"] { padding: 6px 8px; }
+  /* all six tabs on the bar (not in an overflow menu) */
+  #tj-tabs .tab-container button { padding: 6px 4px; font-size: .82rem; min-width: 0; }
+  #tj-tabs .tab-container { gap: 0; }
 }
 """

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import gradio as gr
 
 from tingji.errors import TingjiError
 from tingji.service import MemoryReport, Tingji
-from tingji.ui.common import grid_table, kv_table, message, status_line
+from tingji.ui.common import (
+    grid_table,
+    kv_table,
+    message,
+    model_choices,
+    model_picker,
+    status_line,
+)
 from tingji.ui.i18n import Lazy, T, t
 from tingji.ui.page import Page
 
@@ -27,7 +35,7 @@ def info_table(service: Tingji, lang: str) -> str:
         rows.append((t("sys.device", lang), f"{model.device} ({model.compute_type})"))
         rows.append((t("sys.path", lang), model.path))
         if model.device_reason:
-            rows.append((t("sys.device_reason", lang), model.device_reason))
+            rows.append((t("sys.device_reason", lang), device_reason(model.device_reason, lang)))
     else:
         waiting = t("sys.none_loaded", lang, model=service.settings.model)
         rows.append((t("sys.active", lang), waiting))
@@ -78,14 +86,13 @@ def _mb(value: int | None) -> str:
 def build(page: Page) -> None:
     tr = page.tr
     service = page.service
-    models = service.offered_models()
     with tr(gr.Tab, label=T("tab.system"), id="system") as tab, gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=300):
             info = gr.HTML(elem_id="tj-sys-info")
             refresh = tr(gr.Button, value=T("sys.refresh"), size="md", elem_id="tj-sys-refresh")
         with gr.Column(scale=2, min_width=280):
             tr(gr.Markdown, value=Lazy(lambda lang: f"### {t('sys.model_title', lang)}"))
-            model = tr(gr.Dropdown, label=T("sys.model"), choices=models, value=models[0])
+            model = model_picker(service, tr, "sys.model")
             device = tr(
                 gr.Dropdown,
                 label=T("sys.device"),
@@ -122,7 +129,7 @@ def build(page: Page) -> None:
         return [
             status_line(note, "ok"),
             info_table(service, lang),
-            *[gr.update(value=chosen) for _ in pickers],
+            *[gr.update(value=chosen, choices=model_choices(service, lang)) for _ in pickers],
         ]
 
     def free(lang: str) -> tuple[str, str]:
@@ -137,3 +144,20 @@ def build(page: Page) -> None:
     apply.click(use, inputs=[model, device, page.lang], outputs=[status, info, *pickers])
     release.click(free, inputs=page.lang, outputs=[released, info])
     page.on_load.append((show, [page.lang], [info]))
+
+
+_REASONS = [
+    (re.compile(r"auto: (\d+) CUDA device\(s\) found"), "sys.why.cuda"),
+    (re.compile(r"auto: Apple MPS available"), "sys.why.mps"),
+    (re.compile(r"auto: no CUDA GPU found.*using the CPU"), "sys.why.cpu"),
+    (re.compile(r"(\w+) as requested"), "sys.why.asked"),
+]
+
+
+def device_reason(reason: str, lang: str) -> str:
+    """The engine's reason for its device (English), in the page's language."""
+    for pattern, key in _REASONS:
+        found = pattern.fullmatch(reason)
+        if found:
+            return t(key, lang, value=found.group(1) if found.groups() else "")
+    return reason
