@@ -2,9 +2,9 @@
 // - kept across reloads: the switch's choice is saved in localStorage and put in the URL
 //   (?lang=), and a page opened without ?lang= comes back with the saved one;
 // - Gradio's own texts ("Drop File Here", "Record", toasts) follow it, not the browser's
-//   locale: Gradio reads navigator.language when it starts, which this script answers with
-//   the page's language; after a switch, Gradio's texts drawn already change with the next
-//   load (the URL and the saved choice carry it), those drawn later at once (changeLocale);
+//   locale: Gradio reads navigator.language when it starts, which this script (written first
+//   into the page by tingji/ui/early.py) answers with the page's language; after a switch
+//   they change with the next load, which the URL and the saved choice carry;
 // - elements with data-zh / data-en (texts drawn once, like placeholders) are rewritten.
 (() => {
   const KEY = "tingji-lang";
@@ -30,22 +30,6 @@
     Object.defineProperty(navigator, "languages", { get: () => [locale], configurable: true });
   } catch (e) {}
 
-  async function gradioLocale(lang) {
-    const core = performance
-      .getEntriesByType("resource")
-      .map((entry) => entry.name)
-      .find((name) => /\/assets\/core-[\w-]+\.js$/.test(name));
-    if (!core) return false;
-    try {
-      const module = await import(core);
-      if (typeof module.changeLocale !== "function") return false;
-      module.changeLocale(lang === "en" ? "en" : "zh-CN");
-      return true;
-    } catch (e) {
-      return false;
-    }
-  }
-
   function relabel(lang) {
     for (const node of document.querySelectorAll("[data-zh][data-en]")) {
       const text = node.dataset[lang];
@@ -57,7 +41,6 @@
     current = lang;
     document.documentElement.lang = lang === "en" ? "en" : "zh-CN";
     relabel(lang);
-    gradioLocale(lang);
   }
 
   document.addEventListener("change", (event) => {

@@ -147,6 +147,8 @@ class Partial:
     stage_progress: float = 0.0
     elapsed: float = 0.0
     recognising_for: float = 0.0
+    after_speakers: bool = False
+    """Speakers were told apart first (a tenth of the bar)."""
 
     @property
     def text(self) -> str:
@@ -163,7 +165,7 @@ class Partial:
         if not self.duration:
             return 0.0
         done = min(self.position / self.duration, 1.0)
-        return (10.0 + 90.0 * done) if self.stage_progress < 0 else 100.0 * done
+        return (10.0 + 90.0 * done) if self.after_speakers else 100.0 * done
 
     @property
     def left(self) -> float | None:
@@ -213,18 +215,16 @@ def recognise_stream(
         if run.stage == "recognising" and not recognising_since:
             recognising_since.append(time.monotonic())
         since = time.monotonic() - recognising_since[0] if recognising_since else 0.0
-        # a negative stage_progress marks "speakers were told apart first" for the share
-        after_speakers = -1.0 if options.diarize and run.stage == "recognising" else 0.0
-        stage_progress = run.stage_progress if run.stage == "speakers" else after_speakers
         return Partial(
             list(segments),
             run.position,
             run.duration,
             run.language,
             run.stage,
-            stage_progress,
+            run.stage_progress,
             time.monotonic() - began,
             since,
+            after_speakers=options.diarize,
         )
 
     def on_segment(segment: Segment, run: Any) -> None:
