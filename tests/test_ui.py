@@ -236,11 +236,20 @@ def test_single_file_shows_the_text(open_page: Any, tmp_path: Path) -> None:
     shot(page, tmp_path, "single")
 
 
-def test_single_file_shows_real_progress(open_page: Any, tmp_path: Path) -> None:
+PROGRESS_WORDS = {
+    # language: (viewport, audio seconds done, elapsed, time left)
+    "zh": (DESKTOP, r"识别中 \d+ / 136 秒", "已用", "剩余约"),
+    "en": (PHONE, r"Recognising \d+ / 136 s", "elapsed", "left"),
+}
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_single_file_shows_real_progress(open_page: Any, tmp_path: Path, lang: str) -> None:
     """A 136 s recording: one progress bar, moving through audio seconds with the elapsed time
-    and the time left, then done."""
+    and the time left, then done (Chinese on a desktop, English on a phone)."""
+    viewport, done_words, elapsed_word, left_word = PROGRESS_WORDS[lang]
     clip = shared_clip("long/zh_dev_concat.wav")
-    page = open_page()
+    page = open_page(f"?lang={lang}", viewport=viewport)
     page.locator("#tj-single-file input[type=file]").set_input_files(str(clip))
     expect(page.locator("#tj-single-file").get_by_role("cell", name=clip.name)).to_be_visible()
     page.evaluate(
@@ -255,7 +264,7 @@ def test_single_file_shows_real_progress(open_page: Any, tmp_path: Path) -> None
     }"""
     )
     page.locator("#tj-single-run").click()
-    expect(page.locator("#tj-single-status")).to_contain_text("剩余约", timeout=60_000)
+    expect(page.locator("#tj-single-status")).to_contain_text(left_word, timeout=60_000)
     shot(page, tmp_path, "single-progress")
     expect(page.locator("#tj-single-status .tj-ok")).to_be_visible(timeout=RECOGNITION_TIMEOUT_MS)
     seen = page.evaluate("() => { clearInterval(window.tjWatch); return window.tjSeen; }")
@@ -263,9 +272,9 @@ def test_single_file_shows_real_progress(open_page: Any, tmp_path: Path) -> None
     texts = [text for _, text in seen]
     assert any(0 < share < 100 for share in shares), shares
     assert shares == sorted(shares), shares  # it never goes back
-    moving = [x for x in texts if re.search(r"识别中 \d+ / 136 秒", x)]
-    assert len({x.split("\n")[0] for x in moving}) >= 1 and moving, texts
-    assert any("已用" in x and "剩余约" in x for x in moving), texts
+    moving = [x for x in texts if re.search(done_words, x)]
+    assert moving, texts
+    assert any(elapsed_word in x and left_word in x for x in moving), texts
     assert "0.0%" not in " ".join(texts)
     # one bar: not Gradio's own overlay beside it
     expect(page.locator("#tj-single-text .progress-text")).to_have_count(0)
