@@ -276,21 +276,15 @@ def build(page: Page) -> None:
         )
 
     def rename_speaker(entry_id: int, old: str | None, name: str, lang: str) -> tuple[Any, ...]:
+        """The entry renamed; its speakers and downloads follow the transcript's change."""
         if not entry_id or not old:
-            return gr.update(), gr.update(), gr.update(), gr.update(), ""
+            return gr.update(), gr.update(), ""
         try:
             entry = service.rename_speaker(entry_id, old, name or "")
         except TingjiError as exc:
-            return (
-                gr.update(),
-                gr.update(),
-                gr.update(),
-                gr.update(),
-                status_line(message(exc, lang), "error"),
-            )
-        choices, files = entry_files(entry.id, lang)
+            return gr.update(), gr.update(), status_line(message(exc, lang), "error")
         note = status_line(t("hist.renamed", lang, old=old, new=" ".join(name.split())), "ok")
-        return transcript.render(entry, lang), choices, files, "", note
+        return transcript.render(entry, lang), "", note
 
     def enrol_voice(entry_id: int, who: str | None, name: str, lang: str) -> str:
         """Keep the chosen speaker's voice under the typed name (or the speaker's own)."""
@@ -356,10 +350,9 @@ def build(page: Page) -> None:
     prev.click(turn(-1), inputs=[*filters, page_no, page.lang], outputs=search_outputs)
     nxt.click(turn(+1), inputs=[*filters, page_no, page.lang], outputs=search_outputs)
     tab.select(refresh, inputs=[*filters, page_no, page.lang], outputs=search_outputs)
-    table.select(open_entry, inputs=[query, page.lang], outputs=detail_outputs).then(
-        entry_files, inputs=[selected, page.lang], outputs=[speaker, downloads]
-    )
-    # a correction saved in the transcript: its downloads and speakers follow
+    table.select(open_entry, inputs=[query, page.lang], outputs=detail_outputs)
+    # whenever the transcript shows something new (an entry opened, a correction saved, a
+    # rename), its downloads and speakers follow: written once per change, here only
     transcript_view.change(entry_files, inputs=[selected, page.lang], outputs=[speaker, downloads])
     enrol.click(
         enrol_voice, inputs=[selected, speaker, new_name, page.lang], outputs=[status]
@@ -367,7 +360,7 @@ def build(page: Page) -> None:
     rename.click(
         rename_speaker,
         inputs=[selected, speaker, new_name, page.lang],
-        outputs=[transcript_view, speaker, downloads, new_name, status],
+        outputs=[transcript_view, new_name, status],
     )
     delete.click(ask, inputs=[selected, page.lang], outputs=[confirm.box, confirm.text])
     confirm.no.click(_hide, outputs=[confirm.box])
