@@ -87,3 +87,17 @@ def test_postprocess_tidies_and_hotwords_add_no_spaces() -> None:
     index = HotwordIndex(["燕之屋"])
     text, corrections = postprocess("我们买了 燕之污 的燕窝", options, "zh", index, last=True)
     assert text == "我们买了燕之屋的燕窝。" and corrections
+
+
+def test_live_partials_have_no_punctuation_and_the_typography_of_finals() -> None:
+    from tingji.engine.live_text import plain
+
+    assert plain("对,这就是我 万人敬仰的 AI 模型 3.5 倍，10:30 开会。", "zh") == (
+        "对这就是我万人敬仰的 AI 模型 3.5 倍10:30 开会"
+    )
+    assert plain("广州市 佛地产，中介协会", "zh") == "广州市佛地产中介协会"
+    assert plain("こんにちは、世界。 今日 は", "ja") == "こんにちは世界今日は"
+    assert plain("I don't know, it's 3.5 percent. U.S. team at 10:30!", "en") == (
+        "I don't know it's 3.5 percent U.S. team at 10:30"
+    )
+    assert plain("Hello，world。Next", "en") == "Hello world Next"

@@ -180,7 +180,13 @@ def _outside(url: str) -> bool:
 def select_tab(page: Page, name: str) -> None:
     """Click a tab by its label, through Gradio's overflow menu where the bar is too narrow."""
     tab = page.get_by_role("tab", name=name, exact=True)
-    if tab.count() and tab.first.is_visible():
+    try:  # the page may still be relabelling its tabs into its language
+        expect(tab.first).to_be_visible(timeout=10_000)
+    except AssertionError:
+        visible = False
+    else:
+        visible = True
+    if visible:
         tab.first.click()
     else:
         page.locator("#tj-tabs .overflow-menu > button").click()
@@ -281,33 +287,44 @@ def test_single_file_shows_real_progress(open_page: Any, tmp_path: Path, lang: s
     shot(page, tmp_path, "single-progress-done")
 
 
-def test_the_model_choice_tells_the_truth(browser: Any, tmp_path: Path, model_cache: Path) -> None:
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_the_model_choice_tells_the_truth(
+    browser: Any, tmp_path: Path, model_cache: Path, lang: str
+) -> None:
     """Models here are marked ready; where downloads are allowed the others say what they
-    download; one that cannot be fetched (no network) is refused once, in the page's words."""
+    download; one that cannot be fetched (no network) is refused once, in the page's words
+    (Chinese on a desktop, English on a phone)."""
+    from tingji.ui.i18n import t
+
     live = Server(
         tmp_path / "data", model_cache, TINGJI_ALLOW_MODEL_DOWNLOADS="true", HF_HUB_OFFLINE="1"
     )
-    context = browser.new_context(viewport=DESKTOP, locale="zh-CN")
+    viewport, locale = (DESKTOP, "zh-CN") if lang == "zh" else (PHONE, "en-US")
+    context = browser.new_context(viewport=viewport, locale=locale)
     try:
         page = context.new_page()
-        page.goto(live.url)
+        page.goto(f"{live.url}?lang={lang}")
         page.wait_for_selector("#tj-tabs")
-        expect(page.locator("#tj-tabs")).to_contain_text("内置的 base 模型小而快")
-        picker = page.get_by_label("模型", exact=True).first
-        expect(picker).to_have_value("base（已就绪）")
+        expect(page.locator("#tj-tabs")).to_contain_text(t("opt.model.hint", lang)[:24])
+        picker = page.get_by_label(t("opt.model", lang), exact=True).first
+        ready = t("opt.model.ready", lang, name="base")
+        download = t("opt.model.download", lang, name="large-v3", size="3 GB")
+        expect(picker).to_have_value(ready)
         picker.click()
-        expect(page.get_by_role("option", name="base（已就绪）")).to_be_visible()
-        expect(page.get_by_role("option", name="large-v3（首次使用需下载约 3 GB）")).to_be_visible()
-        page.get_by_role("option", name="large-v3（首次使用需下载约 3 GB）").click()
+        expect(page.get_by_role("option", name=ready)).to_be_visible()
+        expect(page.get_by_role("option", name=download)).to_be_visible()
+        page.get_by_role("option", name=download).click()
         clip = shared_clip(MANDARIN)
         page.locator("#tj-single-file input[type=file]").set_input_files(str(clip))
         expect(page.locator("#tj-single-file").get_by_role("cell", name=clip.name)).to_be_visible()
         page.locator("#tj-single-run").click()
         error = page.locator("#tj-single-status .tj-error")
-        expect(error).to_contain_text("模型「large-v3」不在这台机器上", timeout=60_000)
+        refusal = t("err.model_offline", lang, name="large-v3")
+        said = refusal[: refusal.index("(" if lang == "en" else "，")]
+        expect(error).to_contain_text(said, timeout=60_000)
         expect(error).not_to_contain_text("--model")  # not the CLI's advice
         expect(page.locator(".toast-body")).to_have_count(0)  # said once, not in a toast too
-        shot(page, tmp_path, "model-offline")
+        shot(page, tmp_path, f"model-offline-{lang}")
     finally:
         context.close()
         live.stop()
@@ -366,47 +383,56 @@ def test_hotword_list_is_offered_in_the_recognition_tabs(open_page: Any, tmp_pat
     expect(page.get_by_role("option", name="会议术语")).to_be_visible()
 
 
+@pytest.mark.parametrize("lang", ["zh", "en"])
 def test_every_delete_asks_and_exports_take_one_click(
-    open_page: Any, server: Server, tmp_path: Path
+    open_page: Any, server: Server, tmp_path: Path, lang: str
 ) -> None:
-    page = open_page()
-    select_tab(page, "热词")
-    expect(page.locator("#tj-hw-hint")).to_contain_text("热词表")
-    page.locator("#tj-hw-name").get_by_role("textbox").fill("临时表")
+    """Chinese on a desktop, English on a phone."""
+    from tingji.ui.i18n import t
+
+    page = open_page(f"?lang={lang}", viewport=DESKTOP if lang == "zh" else PHONE)
+    name, voice = ("临时表", "临时声纹") if lang == "zh" else ("Scratch list", "Scratch voice")
+    select_tab(page, t("tab.hotwords", lang))
+    expect(page.locator("#tj-hw-hint")).to_contain_text(t("hw.hint", lang)[:12])
+    page.locator("#tj-hw-name").get_by_role("textbox").fill(name)
     page.locator("#tj-hw-terms").get_by_role("textbox").fill("达摩院")
     page.locator("#tj-hw-save").click()
-    expect(page.locator("#tj-hw-status .tj-ok")).to_contain_text("临时表")
+    expect(page.locator("#tj-hw-status .tj-ok")).to_contain_text(
+        t("hw.saved", lang, name=name, count=1)
+    )
     # deleting a hotword list asks first; "keep it" keeps it
     page.locator("#tj-hw-del").click()
     expect(page.locator("#tj-hw-confirm")).to_be_visible()
-    expect(page.locator("#tj-hw-confirm")).to_contain_text("临时表")
+    expect(page.locator("#tj-hw-confirm")).to_contain_text(t("hw.confirm", lang, name=name))
     page.locator("#tj-hw-confirm-no").click()
     expect(page.locator("#tj-hw-confirm")).to_be_hidden()
     page.locator("#tj-hw-del").click()
     page.locator("#tj-hw-confirm-yes").click()
-    expect(page.locator("#tj-hw-status .tj-ok")).to_contain_text("临时表")
+    expect(page.locator("#tj-hw-status .tj-ok")).to_contain_text(t("hw.deleted", lang, name=name))
     expect(page.locator("#tj-hw-confirm")).to_be_hidden()
     # the history's CSV downloads on the first click
-    select_tab(page, "识别历史")
+    select_tab(page, t("tab.history", lang))
     with page.expect_download(timeout=20_000) as waiting:
         page.locator("#tj-hist-export").click()
     assert waiting.value.suggested_filename == "tingji-history.csv"
     assert waiting.value.path().read_bytes().startswith(b"\xef\xbb\xbf")  # UTF-8 BOM for Excel
     # a voice profile's delete asks too; the clip's player has no share button
-    page.locator("#tj-voices").get_by_text("声纹库").click()
+    page.locator("#tj-voices").get_by_text(t("voice.title", lang)).click()
     page.locator("#tj-voices-clip input[type=file]").set_input_files(str(shared_clip(MANDARIN)))
     clip_box = page.locator("#tj-voices-clip")
     expect(clip_box.get_by_role("button", name=re.compile("download|下载", re.I))).to_be_visible()
     expect(clip_box.get_by_role("button", name=re.compile("share|分享", re.I))).to_have_count(0)
-    page.locator("#tj-voices-name").get_by_role("textbox").fill("临时声纹")
+    page.locator("#tj-voices-name").get_by_role("textbox").fill(voice)
     page.locator("#tj-voices-add").click()
-    expect(page.locator("#tj-voices-status .tj-ok")).to_contain_text("临时声纹")
+    expect(page.locator("#tj-voices-status .tj-ok")).to_contain_text(voice)
     page.locator("#tj-voices-del").click()
-    expect(page.locator("#tj-voices-confirm")).to_contain_text("临时声纹")
+    expect(page.locator("#tj-voices-confirm")).to_contain_text(t("voice.confirm", lang, name=voice))
     page.locator("#tj-voices-confirm-yes").click()
-    expect(page.locator("#tj-voices-status .tj-ok")).to_contain_text("临时声纹")
+    expect(page.locator("#tj-voices-status .tj-ok")).to_contain_text(
+        t("voice.deleted", lang, name=voice)
+    )
     assert httpx.get(server.url + "api/voices", timeout=10).json() == []
-    shot(page, tmp_path, "consistency")
+    shot(page, tmp_path, f"consistency-{lang}")
 
 
 def test_batch_of_three_reaches_100_percent(open_page: Any, tmp_path: Path) -> None:
@@ -817,11 +843,19 @@ def test_login_when_a_ui_password_is_set(browser: Any, tmp_path: Path, model_cac
 LIVE_CLIP = "zh/mossttsd/zh_spk2_moon.wav"
 
 
-def test_live_tab_streams_the_microphone(driver: Any, tmp_path: Path, model_cache: Path) -> None:
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_live_tab_streams_the_microphone(
+    driver: Any, tmp_path: Path, model_cache: Path, lang: str
+) -> None:
     """Chromium's fake microphone plays a shared clip; partial text appears while it plays,
     then a final sentence with its times, and Stop saves the session to history. The server
     has an API key, so the page's socket gets in with the ticket the signed-in page was given.
+    A Chinese browser on a desktop, an English one on a phone.
     """
+    from tingji.ui.i18n import t
+
+    viewport, locale = (DESKTOP, "zh-CN") if lang == "zh" else (PHONE, "en-US")
+    live_name = t("live.name", lang, time="")
     clip = shared_clip(LIVE_CLIP)
     key = "live-key-123"
     guarded = Server(tmp_path / "data", model_cache, TINGJI_API_KEYS=f'["{key}"]')
@@ -835,20 +869,22 @@ def test_live_tab_streams_the_microphone(driver: Any, tmp_path: Path, model_cach
             executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS + fake_mic
         )
         try:
-            page = browser.new_context(viewport=DESKTOP).new_page()
+            page = browser.new_context(viewport=viewport, locale=locale).new_page()
             page.set_default_timeout(30_000)
             page.goto(guarded.url)
             page.locator("input[type=text]").first.fill("admin")
             page.locator("input[type=password]").fill(key)
             page.locator("input[type=password]").press("Enter")
             page.wait_for_selector("#tj-tabs")
-            select_tab(page, "实时录音")
-            expect(page.locator("#tj-live-out")).to_contain_text("开始")
+            page.goto(f"{guarded.url}?lang={lang}")
+            page.wait_for_selector("#tj-tabs")
+            select_tab(page, t("tab.live", lang))
+            expect(page.locator("#tj-live-out")).to_contain_text(t("live.start", lang))
             page.locator("#tj-live-start").click()
             out = page.locator("#tj-live-out")
             expect(out.locator(".tj-live-note")).to_have_attribute("data-state", "listening")
             expect(out.locator(".tj-partial")).not_to_be_empty(timeout=RECOGNITION_TIMEOUT_MS)
-            shot(page, tmp_path, "live-partial")
+            shot(page, tmp_path, f"live-partial-{lang}")
             expect(out.locator(".tj-final").first).to_be_visible(timeout=RECOGNITION_TIMEOUT_MS)
             first = out.locator(".tj-final").first.inner_text()
             assert "直播" in first, first
@@ -857,27 +893,27 @@ def test_live_tab_streams_the_microphone(driver: Any, tmp_path: Path, model_cach
             expect(out.locator(".tj-live-note")).to_have_attribute(
                 "data-state", "done", timeout=RECOGNITION_TIMEOUT_MS
             )
-            expect(out.locator(".tj-live-note")).to_contain_text("已保存")
-            shot(page, tmp_path, "live-stopped")
+            expect(out.locator(".tj-live-note")).to_contain_text(t("live.saved", lang))
+            shot(page, tmp_path, f"live-stopped-{lang}")
             # the History tab plays what the microphone heard
-            select_tab(page, "识别历史")
+            select_tab(page, t("tab.history", lang))
             page.locator("#tj-hist-search").click()
             page.locator("#tj-hist-table").get_by_role(
-                "gridcell", name=re.compile("^实时录音")
+                "gridcell", name=re.compile("^" + re.escape(live_name))
             ).first.click()
-            expect(page.locator("#tj-hist-player")).not_to_contain_text("音频未保留")
+            expect(page.locator("#tj-hist-player")).not_to_contain_text(t("hist.no_audio", lang))
             page.wait_for_function(
                 "() => { const a = document.getElementById('tj-hist-audio');"
                 " return a && a.readyState >= 1 && a.duration > 1; }",
                 timeout=30_000,
             )
-            shot(page, tmp_path, "live-in-history")
+            shot(page, tmp_path, f"live-in-history-{lang}")
         finally:
             browser.close()
         history = httpx.get(
             guarded.url + "api/history", headers={"X-API-Key": key}, timeout=30
         ).json()
         names = [item["name"] for item in history["items"]]
-        assert any(name.startswith("实时录音") for name in names), names
+        assert any(name.startswith(live_name) for name in names), names
     finally:
         guarded.stop()

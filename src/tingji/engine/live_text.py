@@ -66,15 +66,23 @@ def _drop_tail(text: str, language: str | None) -> str:
     return text[: text.rfind(" ")].rstrip() if " " in text else ""
 
 
-_PUNCTUATION = re.compile(r"(?<!\d)[.,](?!\d)|[，。！？、；：!?;:…\"“”]")
-
-
-_CJK_GAP = re.compile(r"(?<=[^\x00-\x7f])\s+|\s+(?=[^\x00-\x7f])")
+_PUNCTUATION = re.compile(r"(?<!\d)(?<!\b[A-Z])\.(?!\d)|(?<!\d)[,:](?!\d)|[!?;…\"“”，。！？、；：]")
+"""Sentence punctuation; not a decimal point, a time's colon or an abbreviation's dot."""
+_CJK_GAP = re.compile(r"(?<=[^\x00-\x7f])\s+(?=[^\x00-\x7f])")
 
 
 def plain(text: str, language: str | None) -> str:
-    """Text without punctuation (partials have none: it changes as more audio arrives), and
-    for CJK languages without spaces beside CJK characters."""
-    if language in textproc.CJK_LANGUAGES:
-        return _CJK_GAP.sub("", _PUNCTUATION.sub("", text)).strip()
-    return " ".join(_PUNCTUATION.sub(" ", text).split())
+    """Text without punctuation (partials have none: it changes as more audio arrives), in the
+    typography finals have (:func:`tingji.engine.text.tidy`). In CJK languages a mark beside a
+    CJK character goes without a trace and no space stands between two CJK characters; spaces
+    between them and Latin words or numbers are kept."""
+    if language not in textproc.CJK_LANGUAGES:
+        return textproc.tidy(" ".join(_PUNCTUATION.sub(" ", text).split()), language)
+
+    def mark(match: re.Match[str]) -> str:
+        before = text[match.start() - 1 : match.start()]
+        after = text[match.end() : match.end() + 1]
+        return " " if before.isascii() and after.isascii() else ""
+
+    text = _CJK_GAP.sub("", " ".join(_PUNCTUATION.sub(mark, text).split()))
+    return textproc.tidy(text, language)

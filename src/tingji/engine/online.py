@@ -29,11 +29,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from tingji.engine import heard
 from tingji.engine import text as textproc
 from tingji.engine.backend import Backend, Decoded, DecodeOptions, Piece
 from tingji.engine.finish import hint_for, postprocess, script_for_matching
 from tingji.engine.hotwords import HotwordIndex
-from tingji.engine.live_text import BROKEN, collapse_loops, drop_broken, plain, settle
+from tingji.engine.live_text import collapse_loops, plain, settle
 from tingji.engine.pipeline import (
     HINT_ALL_LIMIT,
     HINT_PER_SEGMENT,
@@ -61,9 +62,6 @@ CONFIDENT_LOGPROB = -0.6
 """A partial decoded at least this sure (mean token log-probability) shows text early."""
 STUCK_RATIO = 2.4
 """A final whose text compresses better than this is decoded again with fallback."""
-NO_SPEECH = 0.6
-"""Whisper's own no-speech threshold: a decode hinted with hotwords whose every piece the model
-scores likelier than this to be no speech is checked by a decode without the hint."""
 _VAD_WINDOW_MS = 32
 PAUSE_WINDOWS = 2
 """No partial starts once this many VAD windows (64 ms) of a pause have passed: the final
@@ -445,11 +443,7 @@ class OnlineRecognizer:
         decoded = self.backend.decode(clip, options)
         if final and _stuck(decoded):
             decoded = self.backend.decode(clip, replace(options, fallback=True))
-        if options.hint and _unheard(decoded):
-            bare = self.backend.decode(clip, replace(options, hint=None))
-            if not bare.pieces:
-                decoded = bare
-        decoded = _whole_characters(decoded)
+        decoded = heard.checked(self.backend, [clip], options, [decoded])[0]
         self.decode_time += time.perf_counter() - started
         if self.language is None and language is None:
             self._learn_language(decoded, len(clip) / SAMPLE_RATE)
@@ -503,21 +497,6 @@ def _stuck(decoded: Decoded) -> bool:
     """Text that repeats itself (gzip-compresses better than 2.4:1, Whisper's own test)."""
     data = "".join(p.text for p in decoded.pieces).encode()
     return len(data) > 24 and len(data) / len(zlib.compress(data)) > STUCK_RATIO
-
-
-def _unheard(decoded: Decoded) -> bool:
-    """Text where the model itself judges there is no speech."""
-    return bool(decoded.pieces) and all(
-        p.no_speech_prob is not None and p.no_speech_prob > NO_SPEECH for p in decoded.pieces
-    )
-
-
-def _whole_characters(decoded: Decoded) -> Decoded:
-    """``decoded`` without U+FFFD in its pieces' text (and without pieces left empty)."""
-    if not any(BROKEN in p.text for p in decoded.pieces):
-        return decoded
-    pieces = [replace(p, text=drop_broken(p.text)) for p in decoded.pieces]
-    return replace(decoded, pieces=[p for p in pieces if p.text.strip()])
 
 
 @dataclass(frozen=True)

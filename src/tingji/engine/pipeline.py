@@ -19,6 +19,7 @@ from typing import BinaryIO
 import numpy as np
 
 from tingji import audio
+from tingji.engine import heard
 from tingji.engine import speakers as floor
 from tingji.engine import text as textproc
 from tingji.engine.backend import Backend, Decoded, DecodeOptions, Piece
@@ -430,7 +431,7 @@ class Transcription:
         (:meth:`_restore`); the hinted pass is then kept unless it has fewer terms."""
         if not clips:
             return []
-        decoded = self.backend.decode_many(clips, options)
+        decoded = heard.decode(self.backend, clips, options)
         index = self._hotwords
         if index is None or len(index) <= HINT_ALL_LIMIT:
             return decoded
@@ -441,8 +442,8 @@ class Transcription:
             if hint:
                 by_hint.setdefault(hint, []).append(n)
         for hint, chosen in by_hint.items():
-            second = self.backend.decode_many(
-                [clips[n] for n in chosen], replace(options, hint=hint)
+            second = heard.decode(
+                self.backend, [clips[n] for n in chosen], replace(options, hint=hint)
             )
             for n, again in zip(chosen, second, strict=True):
                 lost = self._terms_found(decoded[n]) - self._terms_found(again)

@@ -89,7 +89,7 @@ def details_table(transcript: Transcript, name: str, lang: str) -> str:
 
 def text_panel(page: Page, elem: str, label: str = "single.text") -> tuple[gr.Markdown, gr.HTML]:
     """A status line with a copy button, above the recognised text (hotwords marked)."""
-    with gr.Row(equal_height=True):
+    with gr.Row(equal_height=False):
         status = gr.Markdown(elem_id=f"{elem}-status")
         copy = page.tr(
             gr.Button,
