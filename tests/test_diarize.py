@@ -119,6 +119,24 @@ def test_a_conversation_of_three_speakers(diarizer: Diarizer) -> None:
     assert diarization_error(reference, told.turns).der <= 0.1
 
 
+def test_progress_comes_through_every_stage_and_can_stop_it(diarizer: Diarizer) -> None:
+    audio, _ = conversation([("a", A1), ("b", B), ("a", A2), ("c", C), ("b", B)])
+    shares: list[float] = []
+    diarizer(audio, progress=shares.append)
+    assert shares == sorted(shares), shares
+    assert 0.6 in shares, shares  # the tracks' embedding begins
+
+    class Stop(Exception):
+        pass
+
+    def stop_when_embedding(share: float) -> None:
+        if share >= 0.6:
+            raise Stop
+
+    with pytest.raises(Stop):
+        diarizer(audio, progress=stop_when_embedding)
+
+
 def test_a_real_phone_call(diarizer: Diarizer) -> None:
     path = shared_clip("diar/pyannote_sample.wav")
     reference = read_rttm(path.with_suffix(".rttm").read_text(encoding="utf-8"))

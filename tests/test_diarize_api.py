@@ -49,6 +49,37 @@ def _same_speaker_inside(segments: list[dict[str, object]], reference: list[Spea
     assert heard == set(reference), segments
 
 
+def test_a_job_file_cancelled_while_its_speakers_are_told_apart_stops_there(
+    service: Tingji, talk: tuple[Path, list[SpeakerTurn]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runner's progress is asked while the diarizer works (no segment comes then), so a
+    cancel stops the file there: nothing is recognised after it."""
+    from tingji.jobs.runner import JobCancelled
+
+    path, _ = talk
+    asked: list[float] = []
+    backend = service.backend()
+    decoded: list[int] = []
+    decode_many = backend.decode_many
+
+    def counted(clips: Any, options: Any) -> Any:
+        decoded.append(len(clips))
+        return decode_many(clips, options)
+
+    monkeypatch.setattr(backend, "decode_many", counted)
+
+    def progress(done: float, total: float | None) -> bool:
+        asked.append(done)
+        return len(asked) == 1  # cancelled after the file started
+
+    with pytest.raises(JobCancelled):
+        service._recognise_job_file(
+            path, service.options(language="zh", diarize=True), service.settings.model, progress
+        )
+    assert asked == [0.0, 0.0], asked  # the second ask came from inside the diarizer
+    assert decoded == []  # and nothing was recognised after it
+
+
 def test_service_labels_segments_and_keeps_the_text(
     service: Tingji, talk: tuple[Path, list[SpeakerTurn]]
 ) -> None:

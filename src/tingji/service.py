@@ -169,9 +169,11 @@ class Tingji(SpeakerService):
         model: str | None = None,
         name: str | None = None,
         voices: dict[str, np.ndarray] | None = None,
+        checkpoint: Callable[[], None] | None = None,
     ) -> Transcription:
         """Begin a run; iterate it for segments as they come, or call ``result()``.
-        ``voices``: known speakers' voices (from :meth:`voice_of`), by name."""
+        ``voices``: known speakers' voices (from :meth:`voice_of`), by name; ``checkpoint``:
+        called while speakers are told apart, raise from it to stop (see Transcription)."""
         return Transcription(
             self.backend(model),
             source,
@@ -180,6 +182,7 @@ class Tingji(SpeakerService):
             name=name,
             max_seconds=self.settings.max_audio_hours * 3600,
             diarize=self._speakers_for(voices or {}),
+            checkpoint=checkpoint,
         )
 
     def transcribe(
@@ -531,8 +534,15 @@ class Tingji(SpeakerService):
         model: str,
         progress: Callable[[float, float | None], bool],
     ) -> Transcript:
+        duration: list[float | None] = [None]  # known once the run has opened the file
+
+        def checkpoint() -> None:  # a cancel reaches a file while its speakers are told apart
+            if not progress(0.0, duration[0]):
+                raise JobCancelled
+
         with self._in_use():
-            run = self.start(str(path), options, model=model, name=path.name)
+            run = self.start(str(path), options, model=model, name=path.name, checkpoint=checkpoint)
+            duration[0] = run.duration
             if not progress(0.0, run.duration):
                 raise JobCancelled
             for _ in run:

@@ -81,10 +81,13 @@ class Transcription:
         name: str | None = None,
         max_seconds: float | None = None,
         diarize: Diarize | None = None,
+        checkpoint: Callable[[], None] | None = None,
     ) -> None:
         """``max_seconds``: longest input accepted; longer raises ``TooLongAudioError`` (here
         when the input declares it, else while decoding, which then stops). ``diarize`` tells
-        speakers apart when ``options.diarize`` asks for it."""
+        speakers apart when ``options.diarize`` asks for it. ``checkpoint`` is called now and
+        then while speakers are told apart (no segment comes then): an exception raised from
+        it stops the run there, as one raised between segments would."""
         self.backend = backend
         self.source = source
         self.options = options
@@ -100,6 +103,7 @@ class Transcription:
             raise OptionError("telling speakers apart is not available here")
         check_speaker_options(options)
         self._diarize = diarize if options.diarize else None
+        self._checkpoint = checkpoint
         self.speakers: list[SpeakerTurn] = []
         """Who speaks when, once known (before the first segment)."""
         self._holds: list[SpeakerTurn] = []
@@ -185,6 +189,8 @@ class Transcription:
 
         def progress(share: float) -> None:
             self.stage_progress = share
+            if self._checkpoint is not None:
+                self._checkpoint()
 
         self.speakers = self._diarize(whole, self.options, progress)
         self._holds = floor.floor(self.speakers, len(whole) / SAMPLE_RATE)

@@ -119,7 +119,8 @@ class Diarizer:
         progress: Progress | None = None,
     ) -> Diarization:
         """Who speaks when in ``audio`` (16 kHz mono float32); ``progress`` gets the share
-        done (0–1) now and then."""
+        done (0–1) now and then, through every stage that takes time (an exception raised
+        from it stops the work there)."""
         duration = len(audio) / SAMPLE_RATE
         windows = []
         total = max(1, int(np.ceil(max(0.0, duration - 10) / STEP)) + 1)
@@ -132,7 +133,7 @@ class Diarizer:
         if not nodes:
             return Diarization([], {})
         tracks = _stitch(windows, nodes)
-        labels, centroids = self._cluster(audio, windows, nodes, tracks, count)
+        labels, centroids = self._cluster(audio, windows, nodes, tracks, count, progress)
         if progress:
             progress(0.95)
         turns, names = _reconstruct(windows, nodes, labels, duration)
@@ -150,13 +151,17 @@ class Diarizer:
         nodes: list[_Node],
         tracks: list[list[int]],
         count: SpeakerCount,
+        progress: Progress | None = None,
     ) -> tuple[list[int], np.ndarray]:
-        """A global speaker number for every node, and each speaker's voice (unit vector)."""
+        """A global speaker number for every node, and each speaker's voice (unit vector);
+        ``progress`` from 0.6 to 0.95 as the tracks are embedded."""
         # the clean audio of a few tracks at a time: what is kept per track is its embedding and
         # its seconds, so memory does not grow with the audio held by a long recording's tracks
         embeddings = np.zeros((len(tracks), self.embedder.dimension), np.float32)
         seconds = np.zeros(len(tracks))
         for first in range(0, len(tracks), EMBED_TRACKS):
+            if progress:
+                progress(0.6 + 0.35 * first / len(tracks))
             group = tracks[first : first + EMBED_TRACKS]
             frames = [_alone_frames(windows, nodes, t) for t in group]
             seconds[first : first + len(frames)] = [len(f) * FRAME_STEP for f in frames]
