@@ -18,6 +18,8 @@ class Row(Protocol):
 
     def __getitem__(self, key: int | str, /) -> Any: ...
 
+    def __iter__(self) -> Iterator[Any]: ...
+
     def keys(self) -> list[str]: ...
 
 
@@ -101,7 +103,7 @@ class PostgresDialect(Dialect):
     def reset_ids(self, db: Conn, table: str) -> None:
         # table comes from tingji's own list of tables, never from a client
         db.execute(
-            f"SELECT setval(pg_get_serial_sequence(?, 'id'), max(id)) FROM {table} "
+            f"SELECT setval(pg_get_serial_sequence(?, 'id')::regclass, max(id)) FROM {table} "
             "HAVING max(id) IS NOT NULL",
             (table,),
         )
