@@ -202,6 +202,8 @@ class JobRunner:
             options = self.options_from(job.options)
             transcript = self.recognise(self.audio_dir / audio_file, options, job.model, progress)
         except JobCancelled:
+            log.info("job %s: stopped %s (cancelled or deleted, here or on another server)",
+                     job_id, name)  # fmt: skip
             return
         except TingjiError as exc:
             message = exc.message
