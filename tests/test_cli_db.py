@@ -131,3 +131,15 @@ def test_the_database_url_is_shown_without_its_password() -> None:
     assert PASSWORD not in other.database_shown
     with pytest.raises(ValueError, match="postgresql://"):
         Settings(database_url="mysql://x@y/z")
+
+
+def test_serve_with_an_unreachable_database_says_so_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("psycopg_pool")
+    monkeypatch.setenv("TINGJI_DATABASE_URL", f"postgresql://tingji:{PASSWORD}@127.0.0.1:9/t")
+    monkeypatch.setenv("TINGJI_DATABASE_TIMEOUT_S", "2")
+    assert main(["--data-dir", str(tmp_path / "data"), "serve", "--port", "9"]) == 2
+    err = capsys.readouterr().err
+    assert "tingji: error: cannot connect to the database postgresql://tingji:***@" in err
+    assert PASSWORD not in err and "Traceback" not in err

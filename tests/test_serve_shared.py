@@ -140,6 +140,8 @@ def servers(pg_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         deadline = time.monotonic() + 120
         for server in started:
             _ready(server, deadline)
+            banner = server.log.read_text(errors="replace")
+            assert "History, jobs and audio in PostgreSQL postgresql://tingji:***@" in banner
         yield started
     finally:
         for server in started:

@@ -35,8 +35,9 @@ def run_serve(settings: Settings) -> int:
         _say(_warning(settings))
     service = Tingji(settings)
     storage = service.history  # a database that cannot be reached: one line, no server
-    if storage.migrated:
-        _say([f"database {storage.location}: applied " + ", ".join(storage.migrated)])
+    if settings.database_url is not None:  # shared with other servers: say which
+        applied = f" (applied {', '.join(storage.migrated)})" if storage.migrated else ""
+        _say([f"History, jobs and audio in {settings.database_shown}{applied}"])
     _say(
         [f"tingji {__version__}: {scheme}://{settings.host}:{settings.port}/  (API docs at /docs)"]
     )

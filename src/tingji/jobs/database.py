@@ -79,6 +79,11 @@ class Database:
         """``sqlite`` or ``postgresql``."""
         return self._dialect.name
 
+    @property
+    def journal(self) -> str:
+        """How writes survive a crash: SQLite's ``wal``, or ``postgresql`` (the server's own)."""
+        return "wal" if self._pg is None else "postgresql"
+
     def _connect(self) -> sqlite3.Connection:
         assert self.path is not None
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
