@@ -59,7 +59,21 @@ def pg_url(pg_cluster: Cluster) -> str:  # noqa: F811 - the fixture imported abo
     return pg_cluster.new_database()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+ENGINES = ["sqlite", "postgres"]
+"""The params of a fixture that sets a test up on each database engine."""
+
+
+def engine_settings(request: pytest.FixtureRequest, data_dir: Path, models_dir: Path) -> Settings:
+    """In a fixture parametrized over :data:`ENGINES`: settings with a history on SQLite (in
+    ``data_dir``) or in a new PostgreSQL database."""
+    url = None
+    if request.param != "sqlite":
+        cluster: Cluster = request.getfixturevalue("pg_cluster")
+        url = cluster.new_database()
+    return Settings(data_dir=data_dir, models_dir=models_dir, database_url=url)
+
+
+@pytest.fixture(params=ENGINES)
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A test's history database, once on each engine: a SQLite file or a PostgreSQL URL."""
     if request.param == "sqlite":
