@@ -3,6 +3,8 @@ searchable, with its audio; never twice; the password never shown."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -143,3 +145,36 @@ def test_serve_with_an_unreachable_database_says_so_in_one_line(
     err = capsys.readouterr().err
     assert "tingji: error: cannot connect to the database postgresql://tingji:***@" in err
     assert PASSWORD not in err and "Traceback" not in err
+
+
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_sqlite_never_imports_psycopg(tmp_path: Path) -> None:
+    done = _python(
+        "import sys\n"
+        "from tingji.config import Settings\n"
+        "from tingji.service import Tingji\n"
+        f"service = Tingji(Settings(data_dir={str(tmp_path)!r}))\n"
+        "service.history.save_hotword_list('a', ['b'])\n"
+        "print(sorted(m for m in sys.modules if m.startswith('psycopg')))\n"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_missing_psycopg_says_how_to_install_it() -> None:
+    done = _python(
+        "import sys\n"
+        "sys.modules['psycopg'] = None\n"
+        "from tingji.cli import main\n"
+        f"sys.exit(main(['db', 'migrate', '--database-url', 'postgresql://u:{PASSWORD}@h/d']))\n"
+    )
+    assert done.returncode == 2 and PASSWORD not in done.stderr
+    assert done.stderr.strip() == (
+        "tingji: error: a postgresql:// database needs psycopg: pip install 'tingji[scale]'  "
+        "(or: pip install 'psycopg[binary,pool]')"
+    )

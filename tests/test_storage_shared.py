@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tingji.jobs.migrations import MIGRATIONS
 from tingji.jobs.storage import Storage
 from tingji.types import ModelInfo, Segment, Transcript
 
@@ -251,3 +252,24 @@ def test_audio_is_kept_in_a_shared_database(open_storage: Open, tmp_path: Path) 
     assert b.audio_stored_before(time.time() - 60) == []
     b.delete_audio(["20260101-x.wav"])
     assert not a.fetch_audio("20260101-x.wav", tmp_path / "again.wav")
+
+
+def test_servers_starting_together_apply_each_migration_once(open_storage: Open) -> None:
+    opened: list[Storage] = []
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            opened.append(open_storage())
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == [] and len(opened) == 4
+    assert sum(len(s.migrated) for s in opened) == len(MIGRATIONS)  # all by one of them
+    rows = opened[0]._query("SELECT id, name FROM migrations ORDER BY id")
+    assert [tuple(r) for r in rows] == [(n, m.name) for n, m in enumerate(MIGRATIONS, start=1)]

@@ -9,8 +9,8 @@ transaction as the chunks: a file is whole in the database, or not there.
 
 from __future__ import annotations
 
-import os
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -56,7 +56,7 @@ class AudioBlobStore(Database):
         if not self._query("SELECT 1 FROM audio_files WHERE file = ?", (file,)):
             return False
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f"{target.name}.{os.getpid()}{PARTIAL}")
+        partial = target.with_name(f"{target.name}.{uuid.uuid4().hex[:12]}{PARTIAL}")
         try:
             with partial.open("wb") as out:
                 number = 0
