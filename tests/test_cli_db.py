@@ -18,7 +18,7 @@ from tingji.jobs.migrations import MIGRATIONS
 from tingji.jobs.storage import Storage
 from tingji.types import ModelInfo, Segment, SpeakerTurn, Transcript
 
-from .pg import PASSWORD
+from .pg import PASSWORD, Cluster
 
 MODEL = ModelInfo("whisper", "base", "-", "cpu", "int8")
 
@@ -60,8 +60,8 @@ def _history(data: Path) -> Storage:
     return storage
 
 
-def test_copy_moves_a_sqlite_history_into_postgresql(
-    tmp_path: Path, pg_url: str, capsys: pytest.CaptureFixture[str]
+def test_copy_moves_a_sqlite_history_into_postgresql_and_on(
+    tmp_path: Path, pg_url: str, pg_cluster: Cluster, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data = tmp_path / "data"
     source = _history(data)
@@ -101,6 +101,18 @@ def test_copy_moves_a_sqlite_history_into_postgresql(
     err = capsys.readouterr().err
     assert "already holds 1203 history entries" in err and "copy into an empty database" in err
     assert PASSWORD not in err and "***" in err
+
+    # from one PostgreSQL database into another: the audio comes from the database
+    onward = pg_cluster.new_database()
+    assert main(["db", "copy", "--from", pg_url, "--to", onward]) == 0
+    assert "copied 1203 history entries" in capsys.readouterr().out
+    moved = Storage(onward)
+    try:
+        assert moved.fetch_audio("20260101-a.wav", tmp_path / "again.wav")
+        assert (tmp_path / "again.wav").read_bytes() == fetched.read_bytes()
+        assert moved.get_transcription(1) == before
+    finally:
+        moved.close()
 
 
 def test_migrate_says_what_it_applied(

@@ -10,6 +10,7 @@ made twice into one database.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -67,17 +68,29 @@ def copy_database(
             if table in NUMBERED:
                 target._dialect.reset_ids(db, table)
             copied[label] = done
-    if target.shares_audio and audio_dir is not None:
+    if target.shares_audio:
         copied["audio files"] = _copy_audio(source, target, audio_dir, progress)
     return copied
 
 
-def _copy_audio(source: Storage, target: Storage, audio_dir: Path, progress: Progress) -> int:
-    files = sorted(f for f in source.audio_in_use() if (audio_dir / f).is_file())
-    for n, file in enumerate(files, start=1):
-        target.put_audio(file, audio_dir / file)
-        progress("audio files", n, len(files))
-    return len(files)
+def _copy_audio(
+    source: Storage, target: Storage, audio_dir: Path | None, progress: Progress
+) -> int:
+    """The stored audio the history and jobs refer to: from the source's audio directory, or
+    from the source database (one file at a time, through a temporary file)."""
+    files = sorted(source.audio_in_use())
+    copied = 0
+    with tempfile.TemporaryDirectory(prefix="tingji-copy-") as scratch:
+        for n, file in enumerate(files, start=1):
+            path = audio_dir / file if audio_dir is not None else None
+            if path is None or not path.is_file():
+                path = Path(scratch) / "audio"
+                if not (source.shares_audio and source.fetch_audio(file, path)):
+                    continue  # removed by retention, or never kept
+            target.put_audio(file, path)
+            copied += 1
+            progress("audio files", n, len(files))
+    return copied
 
 
 def _count(storage: Storage, table: str) -> int:
