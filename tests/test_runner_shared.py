@@ -7,7 +7,11 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from tingji.errors import DatabaseError
 from tingji.jobs.runner import JobCancelled, JobRunner, Progress
 from tingji.jobs.storage import Storage
 from tingji.types import ModelInfo, Segment, TranscribeOptions, Transcript, options_from_dict
@@ -101,3 +105,27 @@ def test_a_job_cancelled_on_the_other_server_stops_where_it_runs(
         runner.stop()
     job = b.get_job("job")
     assert job is not None and job.status == "cancelled" and work.ran == []
+
+
+def test_a_lane_outlives_a_database_that_is_away_for_a_moment(
+    open_storage: Open, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = open_storage()
+    claim, calls = storage.next_queued_file, []
+
+    def flaky(**kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) <= 2:
+            raise DatabaseError("cannot connect to the database postgresql://x:***@db/t")
+        return claim(**kwargs)
+
+    monkeypatch.setattr(storage, "next_queued_file", flaky)
+    storage.create_job("job", [("a.wav", "a.wav", 10)], options={}, model="fake")
+    work = Recognise(0.0)
+    runner = JobRunner(storage, tmp_path, work, options_from_dict, lanes=1, lease_s=3.0)
+    runner.start()
+    try:
+        assert _wait(storage, "job", timeout=30) == "done"
+    finally:
+        runner.stop()
+    assert work.ran == ["a.wav"]

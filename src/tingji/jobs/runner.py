@@ -146,10 +146,14 @@ class JobRunner:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            with self._claim:
-                item = self.storage.next_queued_file(
-                    owner=self.owner, lease_s=self.lease_s, node=self.node
-                )
+            try:
+                with self._claim:
+                    item = self.storage.next_queued_file(
+                        owner=self.owner, lease_s=self.lease_s, node=self.node
+                    )
+            except TingjiError as exc:  # the database is away: the lane waits and tries again
+                log.warning("no job file claimed: %s", exc)
+                item = None
             if item is None:
                 self._wake.wait(1.0)
                 self._wake.clear()
@@ -181,7 +185,7 @@ class JobRunner:
                     if self.storage.requeue_expired():
                         log.warning("requeued job file(s) of a server that stopped answering")
                         self._wake.set()
-            except TingjiError as exc:  # the database is away: try again at the next beat
+            except Exception as exc:  # noqa: BLE001 - the beat goes on; the next one tries again
                 log.warning("job leases not renewed: %s", exc)
 
     def _run_file(self, job_id: str, file_id: int, name: str, audio_file: str | None) -> None:
