@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import wave
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +13,11 @@ import pytest
 
 from tingji.audio import load
 from tingji.config import Settings
+from tingji.jobs.storage import Storage
 from tingji.service import Tingji
 from tingji.types import SpeakerTurn
+
+from .pg import Cluster, pg_cluster  # noqa: F401 - a fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 SR = 16000
@@ -48,6 +51,50 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def settings(tmp_path: Path, model_cache: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data", models_dir=model_cache)
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Cluster) -> str:  # noqa: F811 - the fixture imported above
+    """A new empty PostgreSQL database of the session's cluster."""
+    return pg_cluster.new_database()
+
+
+ENGINES = ["sqlite", "postgres"]
+"""The params of a fixture that sets a test up on each database engine."""
+
+
+def engine_settings(request: pytest.FixtureRequest, data_dir: Path, models_dir: Path) -> Settings:
+    """In a fixture parametrized over :data:`ENGINES`: settings with a history on SQLite (in
+    ``data_dir``) or in a new PostgreSQL database."""
+    url = None
+    if request.param != "sqlite":
+        cluster: Cluster = request.getfixturevalue("pg_cluster")
+        url = cluster.new_database()
+    return Settings(data_dir=data_dir, models_dir=models_dir, database_url=url)
+
+
+@pytest.fixture(params=ENGINES)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A test's history database, once on each engine: a SQLite file or a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "history.db")
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+@pytest.fixture
+def open_storage(database: str) -> Iterator[Callable[[], Storage]]:
+    """Opens the test's database (again: another connection, as another server has); all
+    closed after the test."""
+    opened: list[Storage] = []
+
+    def open_one() -> Storage:
+        opened.append(Storage(database))
+        return opened[-1]
+
+    yield open_one
+    for storage in opened:
+        storage.close()
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,7 @@ from fastapi.testclient import TestClient
 from tingji.config import Settings
 from tingji.server.app import create_app
 
-from .conftest import shared_clip, stored_audio
+from .conftest import ENGINES, engine_settings, shared_clip, stored_audio
 
 MEETING = "zh/funasr/asr_example_zh.wav"  # 欢迎大家来体验达摩院推出的语音识别模型, 5.5 s
 ENGLISH = "en/speechio/POD1000000004_S0000051.wav"  # BUT WHAT KIND OF BUSINESS, 2.1 s
@@ -83,9 +83,12 @@ def _app(settings: Settings) -> TestClient:
     return client
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Iterator[Api]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("api") / "data", models_dir=model_cache)
+@pytest.fixture(scope="module", params=ENGINES)
+def api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, model_cache: Path
+) -> Iterator[Api]:
+    """A server with a history on each engine."""
+    settings = engine_settings(request, tmp_path_factory.mktemp("api") / "data", model_cache)
     with _app(settings) as client:
         yield Api(client, settings)
 

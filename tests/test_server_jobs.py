@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from tingji.config import Settings
 from tingji.server.app import create_app
 
-from .conftest import shared_clip, wait_for_job
+from .conftest import ENGINES, engine_settings, shared_clip, wait_for_job
 from .test_server_api import parse_srt
 
 SONG = "zh/fireredasr/IT0011W0001.wav"  # 换一首歌, 1.992 s
@@ -76,9 +76,12 @@ class Jobs:
         return [i for i in items if i["job_id"] == job_id]
 
 
-@pytest.fixture(scope="module")
-def jobs(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Iterator[Jobs]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("jobs") / "data", models_dir=model_cache)
+@pytest.fixture(scope="module", params=ENGINES)
+def jobs(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, model_cache: Path
+) -> Iterator[Jobs]:
+    """A server with a history on each engine."""
+    settings = engine_settings(request, tmp_path_factory.mktemp("jobs") / "data", model_cache)
     with TestClient(create_app(settings, ui=False)) as client:
         yield Jobs(client, settings)
 

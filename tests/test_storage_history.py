@@ -1,10 +1,11 @@
 """History keeps what a recognition left out and who spoke when, and a database from before
-those columns opens."""
+those columns opens. On SQLite and on PostgreSQL (``open_storage``)."""
 
 from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tingji.jobs.migrations import MIGRATIONS, statements
@@ -19,8 +20,8 @@ def _transcript(text: str, omitted: list[Omission]) -> Transcript:
     )
 
 
-def test_omitted_stretches_are_kept_with_the_entry(tmp_path: Path) -> None:
-    storage = Storage(tmp_path / "history.db")
+def test_omitted_stretches_are_kept_with_the_entry(open_storage: Callable[[], Storage]) -> None:
+    storage = open_storage()
     gap = Omission(3.5, 6.25, "repetition")
     entry_id = storage.add_transcription(_transcript("你好", [gap]), name="a.wav", options={})
     entry = storage.get_transcription(entry_id)
@@ -37,10 +38,10 @@ def test_a_database_from_before_the_column_opens_with_its_entries(tmp_path: Path
         "CREATE TABLE migrations "
         "(id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
     )
-    for number, (name, sql) in enumerate(MIGRATIONS[:2], start=1):
-        for statement in statements(sql):
+    for number, migration in enumerate(MIGRATIONS[:2], start=1):
+        for statement in statements(migration.sqlite):
             db.execute(statement)
-        db.execute("INSERT INTO migrations VALUES (?, ?, ?)", (number, name, time.time()))
+        db.execute("INSERT INTO migrations VALUES (?, ?, ?)", (number, migration.name, time.time()))
     db.execute(
         "INSERT INTO transcriptions (created_at, name, language, duration, processing_time, "
         "model, device, text, segments) VALUES (?, 'old.wav', 'zh', 2.0, 0.5, 'base', 'cpu', "
@@ -55,8 +56,8 @@ def test_a_database_from_before_the_column_opens_with_its_entries(tmp_path: Path
     assert entries[0].speakers == []
 
 
-def test_speakers_are_kept_with_the_entry(tmp_path: Path) -> None:
-    storage = Storage(tmp_path / "history.db")
+def test_speakers_are_kept_with_the_entry(open_storage: Callable[[], Storage]) -> None:
+    storage = open_storage()
     model = ModelInfo("whisper", "base", "-", "cpu", "int8")
     turns = [SpeakerTurn(0.0, 1.2, "S1"), SpeakerTurn(1.0, 2.5, "S2")]
     segments = [
@@ -83,10 +84,12 @@ def _meeting(storage: Storage) -> int:
     return storage.add_transcription(transcript, name="周会.wav", options={})
 
 
-def test_a_corrected_segment_is_saved_searched_and_the_recognition_kept(tmp_path: Path) -> None:
+def test_a_corrected_segment_is_saved_searched_and_the_recognition_kept(
+    open_storage: Callable[[], Storage],
+) -> None:
     from tingji import edits
 
-    storage = Storage(tmp_path / "history.db")
+    storage = open_storage()
     entry_id = _meeting(storage)
     entry = storage.update_transcription(
         entry_id, lambda e: edits.edit_segment(e, 1, text="我不同意", speaker="S1")
@@ -119,18 +122,17 @@ def test_a_corrected_segment_is_saved_searched_and_the_recognition_kept(tmp_path
     assert back is not None and back.original is None and back.edited_at is None
     assert back.text == "今天讨论预算我同意下周再定"
     assert back.speakers == [SpeakerTurn(0.0, 2.0, "S1"), SpeakerTurn(2.0, 5.0, "李")]
-    reopened = Storage(tmp_path / "history.db").get_transcription(entry_id)
+    reopened = open_storage().get_transcription(entry_id)
     assert reopened == back
 
 
-def test_corrections_at_the_same_time_are_all_kept(tmp_path: Path) -> None:
+def test_corrections_at_the_same_time_are_all_kept(open_storage: Callable[[], Storage]) -> None:
     import threading
 
     from tingji import edits
 
-    path = tmp_path / "history.db"
-    entry_id = _meeting(Storage(path))
-    stores = [Storage(path) for _ in range(3)]  # three connections, as three servers would
+    entry_id = _meeting(open_storage())
+    stores = [open_storage() for _ in range(3)]  # three connections, as three servers would
 
     def correct(i: int) -> None:
         for n in range(5):
@@ -143,7 +145,7 @@ def test_corrections_at_the_same_time_are_all_kept(tmp_path: Path) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    entry = Storage(path).get_transcription(entry_id)
+    entry = open_storage().get_transcription(entry_id)
     assert entry is not None
     assert [s.text for s in entry.segments] == ["第0段第4次", "第1段第4次", "第2段第4次"]
     assert entry.original is not None

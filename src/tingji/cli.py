@@ -26,6 +26,7 @@ Examples:
   tingji transcribe *.mp3 --format srt,txt -o out/    write subtitles and text per file
   tingji transcribe talk.wav --language zh --hotwords "达摩院,语音识别"
   tingji info                                         device, memory, model in use
+  tingji db copy --to postgresql://USER:PASSWORD@HOST/DB   move the history to PostgreSQL
 
 The default model (Whisper base) is embedded and needs no network. Settings can also come from
 TINGJI_* environment variables (TINGJI_DATA_DIR, TINGJI_MODEL, TINGJI_DEVICE ...).
@@ -146,6 +147,9 @@ def _parser() -> argparse.ArgumentParser:
         "~/.cache/tingji/diarization (or TINGJI_DIARIZATION_DIR).",
     )
     di.add_argument("action", choices=("fetch", "check"), help="fetch: download; check: show")
+    from tingji.cli_db import add_parser as add_db
+
+    add_db(sub)
     return parser
 
 
@@ -182,6 +186,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _download(args, _settings(args))
         if args.command == "diarization":
             return _diarization(args, _settings(args))
+        if args.command == "db":
+            from tingji.cli_db import run_db
+
+            return run_db(args, _settings(args))
     except TingjiError as exc:
         return fail(exc, debug=args.debug)
     except KeyboardInterrupt:
@@ -222,6 +230,7 @@ def _info(settings: Settings) -> int:
     else:
         mps = ", MPS available" if info.mps else ""
         print(f"GPU:     none found (CUDA devices: {info.cuda_devices}{mps})")
+    print(f"History: {settings.database_shown}")
     started = time.perf_counter()
     backend = service.backend()
     model = backend.info

@@ -19,6 +19,7 @@ def run_serve(settings: Settings) -> int:
     import uvicorn
 
     from tingji.server import access, create_app, tls
+    from tingji.service import Tingji
 
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
@@ -32,11 +33,16 @@ def run_serve(settings: Settings) -> int:
         _say(_token_lines(settings, scheme))
     if not access.loopback_only(settings.host) and not settings.accepted_keys:
         _say(_warning(settings))
+    service = Tingji(settings)
+    storage = service.history  # a database that cannot be reached: one line, no server
+    if settings.database_url is not None:  # shared with other servers: say which
+        applied = f" (applied {', '.join(storage.migrated)})" if storage.migrated else ""
+        _say([f"History, jobs and audio in {settings.database_shown}{applied}"])
     _say(
         [f"tingji {__version__}: {scheme}://{settings.host}:{settings.port}/  (API docs at /docs)"]
     )
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, service),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,

@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tingji.paths import user_home
@@ -155,6 +156,23 @@ class Settings(BaseSettings):
     """Cosine similarity above which a speaker is named after a known voice. Default 0.8."""
     audio_retention: str = "keep"
     """Uploaded audio: ``keep``, ``delete`` (after recognition) or ``<N>d`` (keep N days)."""
+    database_url: SecretStr | None = None
+    """Where history, jobs, their files, hotword lists and voices live: unset, the embedded
+    SQLite file ``<data_dir>/history.db``; ``postgresql://USER:PASSWORD@HOST:5432/DB`` for a
+    PostgreSQL database that several ``tingji serve`` share (one history, one job queue; the
+    uploaded audio is kept there too). Needs ``pip install 'tingji[scale]'``. Never shown with
+    its password. Default unset."""
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    """Most connections one server opens to PostgreSQL. Default 10."""
+    database_timeout_s: float = Field(default=10.0, gt=0)
+    """How long to wait for PostgreSQL: to connect, or for a free pooled connection, in
+    seconds. Default 10."""
+    job_lease_s: float = Field(default=60.0, ge=3.0)
+    """A running job file's claim lasts this long unless renewed (every third of it, while
+    the file runs), in seconds; a file whose server died goes back to the queue after it.
+    Default 60."""
+    node_name: str | None = Field(default=None, max_length=200)
+    """This server's name in the ``node`` of the job files it runs; default the host name."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     """Least severe log records ``tingji serve`` writes; ``warning`` keeps only failures.
     Default info."""
@@ -168,6 +186,23 @@ class Settings(BaseSettings):
         if value in ("keep", "delete") or re.fullmatch(r"[1-9][0-9]*d", value):
             return value
         raise ValueError("audio_retention must be keep, delete or a number of days like 30d")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        scheme = value.get_secret_value().split("://", 1)[0].lower()
+        if scheme not in ("postgresql", "postgres") or "://" not in value.get_secret_value():
+            raise ValueError("database_url must be a postgresql://USER:PASSWORD@HOST/DB URL")
+        return value
+
+    @property
+    def database_shown(self) -> str:
+        """The database in use, as shown to people: its password hidden."""
+        if self.database_url is None:
+            return f"SQLite {self.database}"
+        return f"PostgreSQL {mask_url(self.database_url.get_secret_value())}"
 
     @property
     def stream_wall_limit_s(self) -> float:
@@ -201,3 +236,23 @@ class Settings(BaseSettings):
     @property
     def model_cache(self) -> Path:
         return self.models_dir if self.models_dir is not None else user_home() / "models"
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password (in the user part, or a ``password=`` parameter) hidden."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "postgresql://***"
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, host = netloc.rsplit("@", 1)
+        if ":" in user:
+            user = user.split(":", 1)[0] + ":***"
+        netloc = f"{user}@{host}"
+    query = "&".join(
+        "password=***" if item.lower().startswith("password=") else item
+        for item in parts.query.split("&")
+        if item
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

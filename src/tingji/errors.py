@@ -17,7 +17,8 @@
     ├── TooLargeError         an upload is over the configured size limit
     │   └── TooManyFilesError     a batch has more files than a job takes
     ├── NotFoundError         no history entry, job or list with that id
-    └── BusyError             the work queue is full; try again later
+    ├── BusyError             the work queue is full; try again later
+    └── DatabaseError         the database cannot be reached, or its driver is not installed
 
 The edges (CLI, HTTP server, UI) translate these into one line, a status code or a message;
 nothing below them prints or exits.
@@ -108,3 +109,8 @@ class BusyError(TingjiError):
 
 class TooManyFilesError(TooLargeError):
     """A batch job has more files than the configured maximum."""
+
+
+class DatabaseError(TingjiError):
+    """The history database cannot be reached or refused to work (PostgreSQL down, wrong
+    password, psycopg not installed). The message never holds the database's password."""

@@ -98,8 +98,11 @@ class Tingji(SpeakerService):
         self._live: dict[int, LiveRecording | None] = {}  # open live streams' audio, by id
         self._live_starting = 0
         self._gates: weakref.WeakKeyDictionary[Backend, DecodeGate] = weakref.WeakKeyDictionary()
+        shared = self.settings.database_url is not None  # uploads kept in the database too
         self.audio_store = AudioStore(
-            self.settings.audio_dir, int(self.settings.max_upload_mb * 2**20)
+            self.settings.audio_dir,
+            int(self.settings.max_upload_mb * 2**20),
+            mirror=self._audio_mirror if shared else None,
         )
         self._diarizer: Diarizer | None = None
         self._diarizer_lock = threading.Lock()
@@ -409,9 +412,14 @@ class Tingji(SpeakerService):
     # -- history -----------------------------------------------------------------------------
     @property
     def history(self) -> Storage:
+        """The history database, opened (and migrated) on first use; raises
+        :class:`tingji.errors.DatabaseError` when it cannot be reached."""
         if self._storage is None:
-            self._storage = Storage(self.settings.database)
+            self._storage = Storage.open(self.settings)
         return self._storage
+
+    def _audio_mirror(self) -> Storage | None:
+        return self.history if self.history.shares_audio else None
 
     def get_entry(self, entry_id: int) -> HistoryEntry:
         entry = self.history.get_transcription(entry_id)
@@ -423,8 +431,7 @@ class Tingji(SpeakerService):
         entry = self.get_entry(entry_id)
         if entry.audio_file is None:
             return None
-        path = self.audio_store.path(entry.audio_file)
-        return path if path.is_file() else None
+        return self.audio_store.local(entry.audio_file)
 
     def delete_entries(self, ids: list[int]) -> int:
         """Delete history entries and their stored audio; returns how many existed."""
@@ -447,6 +454,8 @@ class Tingji(SpeakerService):
                 self._recognise_job_file,
                 options_from_dict,
                 lanes=self.settings.workers,
+                lease_s=self.settings.job_lease_s,
+                node=self.settings.node_name,
             )
             self._runner.on_file_done = self._after_job_file
         return self._runner
@@ -534,6 +543,7 @@ class Tingji(SpeakerService):
         model: str,
         progress: Callable[[float, float | None], bool],
     ) -> Transcript:
+        path = self.audio_store.local(path.name) or path  # stored by another server, maybe
         duration: list[float | None] = [None]  # known once the run has opened the file
 
         def checkpoint() -> None:  # a cancel reaches a file while its speakers are told apart

@@ -4,6 +4,10 @@ A client's file name is kept for display only; it never becomes part of a path. 
 written under its name plus ``.part`` and renamed when complete, so that one cut off by a
 killed server is recognisable; :meth:`AudioStore.sweep` removes such leftovers. A live
 stream's audio is written the same way as it arrives (:class:`LiveRecording`).
+
+Servers that share a PostgreSQL database but no disk keep each stored file in the database too
+(a :class:`Mirror`, :mod:`tingji.jobs.audio_blobs`); :meth:`AudioStore.local` fetches one that
+another server stored.
 """
 
 from __future__ import annotations
@@ -15,11 +19,12 @@ import threading
 import time
 import uuid
 import wave
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
-from tingji.errors import EmptyAudioError, FileTypeError, TooLargeError
+from tingji.errors import EmptyAudioError, FileTypeError, TingjiError, TooLargeError
 
 log = logging.getLogger("tingji")
 
@@ -69,10 +74,48 @@ def check_extension(name: str) -> str:
     return ext
 
 
+class Mirror(Protocol):
+    """Where stored files are kept for other servers too (the shared database)."""
+
+    def put_audio(self, file: str, path: Path) -> None: ...
+
+    def fetch_audio(self, file: str, target: Path) -> bool: ...
+
+    def delete_audio(self, files: Sequence[str]) -> None: ...
+
+    def audio_stored_before(self, cutoff: float) -> list[str]: ...
+
+
 class AudioStore:
-    def __init__(self, root: Path, max_bytes: int) -> None:
+    def __init__(
+        self, root: Path, max_bytes: int, mirror: Callable[[], Mirror | None] | None = None
+    ) -> None:
+        """``mirror``: gives where stored files are kept for other servers too, if anywhere
+        (asked when first needed)."""
         self.root = root
         self.max_bytes = max_bytes
+        self._mirror = mirror
+
+    @property
+    def mirror(self) -> Mirror | None:
+        return self._mirror() if self._mirror is not None else None
+
+    def share(self, file: str) -> None:
+        """Keep a stored file for the other servers too (where they share a database)."""
+        mirror = self.mirror
+        if mirror is not None:
+            mirror.put_audio(file, self.path(file))
+
+    def local(self, file: str) -> Path | None:
+        """The path of a stored file on this machine, fetched first when another server stored
+        it; None when it is stored nowhere."""
+        path = self.path(file)
+        if path.is_file():
+            return path
+        mirror = self.mirror
+        if mirror is not None and mirror.fetch_audio(file, path):
+            return path
+        return None
 
     def save(self, stream: BinaryIO, name: str) -> StoredAudio:
         """Copy an upload to a new generated file, enforcing the size limit while copying."""
@@ -94,8 +137,10 @@ class AudioStore:
             if size == 0:
                 raise EmptyAudioError("file is empty", source=name)
             partial.rename(target)
+            self.share(file)
         except BaseException:
             partial.unlink(missing_ok=True)
+            target.unlink(missing_ok=True)
             raise
         return StoredAudio(file, name, size)
 
@@ -118,6 +163,9 @@ class AudioStore:
     def delete(self, files: list[str]) -> None:
         for file in files:
             self.path(file).unlink(missing_ok=True)
+        mirror = self.mirror
+        if mirror is not None:
+            mirror.delete_audio(files)
 
     def sweep(self, keep: set[str], idle_seconds: float) -> list[str]:
         """Delete leftovers untouched for ``idle_seconds``: uploads never completed (``.part``)
@@ -140,13 +188,25 @@ class AudioStore:
                     removed.append(entry.name)
             except OSError:  # gone meanwhile, or held open (Windows): the next sweep tries again
                 continue
+        mirror = self.mirror
+        if mirror is not None:
+            orphans = [f for f in mirror.audio_stored_before(cutoff) if f not in keep]
+            mirror.delete_audio(orphans)
+            removed += [f for f in orphans if f not in removed]
         return removed
 
     def older_than(self, days: int) -> list[str]:
-        if not self.root.is_dir():
-            return []
+        """Stored files older than ``days``, here or (where shared) in the database."""
         cutoff = time.time() - days * 86400
-        return [e.name for e in os.scandir(self.root) if e.is_file() and e.stat().st_mtime < cutoff]
+        found = []
+        if self.root.is_dir():
+            found = [
+                e.name for e in os.scandir(self.root) if e.is_file() and e.stat().st_mtime < cutoff
+            ]
+        mirror = self.mirror
+        if mirror is not None:
+            found += [f for f in mirror.audio_stored_before(cutoff) if f not in found]
+        return found
 
 
 class LiveRecording:
@@ -215,6 +275,12 @@ class LiveRecording:
                 log.warning("live audio %r could not be stored: %s", self.name, exc)
                 self._remove()
                 return None
+            try:
+                self.store.share(self.file)
+            except (OSError, TingjiError) as exc:  # kept here; other servers cannot play it
+                log.warning(
+                    "live audio %r was not shared with the other servers: %s", self.name, exc
+                )
             return StoredAudio(self.file, self.name, self.size)
 
     def discard(self) -> None:

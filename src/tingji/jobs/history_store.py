@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict
 from typing import Any
 
 from tingji.jobs.database import Database, _is_row_id
+from tingji.jobs.dialect import Conn, Row
 from tingji.types import (
     HistoryEntry,
     Omission,
@@ -36,7 +36,7 @@ class HistoryStore(Database):
         options: dict[str, Any],
         audio_file: str | None = None,
         job_id: str | None = None,
-        db: sqlite3.Connection | None = None,
+        db: Conn | None = None,
     ) -> int:
         row = (
             time.time(),
@@ -63,9 +63,9 @@ class HistoryStore(Database):
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         if db is not None:
-            return int(db.execute(sql, row).lastrowid or 0)
+            return self._dialect.insert_id(db, sql, row)
         with self._transaction() as tx:
-            return int(tx.execute(sql, row).lastrowid or 0)
+            return self._dialect.insert_id(tx, sql, row)
 
     def get_transcription(self, entry_id: int) -> HistoryEntry | None:
         if not _is_row_id(entry_id):
@@ -110,25 +110,16 @@ class HistoryStore(Database):
         for row in rows:
             yield _entry(row)
 
-    @staticmethod
     def _filters(
-        query: str, language: str | None, since: float | None, until: float | None
+        self, query: str, language: str | None, since: float | None, until: float | None
     ) -> tuple[str, list[Any]]:
         clauses: list[str] = []
         params: list[Any] = []
         query = query.strip()
-        if len(query) >= 3:  # the trigram index needs three characters
-            clauses.append(
-                "t.id IN (SELECT rowid FROM transcriptions_fts WHERE transcriptions_fts MATCH ?)"
-            )
-            params.append('"' + query.replace('"', '""') + '"')
-        elif query:
-            escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            clauses.append(
-                "(t.text LIKE ? ESCAPE '\\' OR t.name LIKE ? ESCAPE '\\' "
-                "OR t.speaker_names LIKE ? ESCAPE '\\')"
-            )
-            params += [f"%{escaped}%"] * 3
+        if query:
+            clause, values = self._dialect.contains(query)
+            clauses.append(clause)
+            params += values
         if language:
             clauses.append("t.language = ?")
             params.append(language)
@@ -150,7 +141,8 @@ class HistoryStore(Database):
             return None
         with self._transaction() as db:
             row = db.execute(
-                f"SELECT {_ENTRY_COLUMNS} FROM transcriptions WHERE id = ?", (entry_id,)
+                f"SELECT {_ENTRY_COLUMNS} FROM transcriptions WHERE id = ?{self._dialect.lock}",
+                (entry_id,),
             ).fetchone()
             if row is None:
                 return None
@@ -238,7 +230,7 @@ def _prefixed(alias: str) -> str:
     return ", ".join(f"{alias}.{c.strip()}" for c in _ENTRY_COLUMNS.split(","))
 
 
-def _entry(row: sqlite3.Row) -> HistoryEntry:
+def _entry(row: Row) -> HistoryEntry:
     return HistoryEntry(
         id=row["id"],
         created_at=row["created_at"],

@@ -6,12 +6,21 @@ Every finished file is saved with its result in one transaction, so a server kil
 loses nothing: at the next start, files left ``running`` go back to the queue and the job goes on.
 Live progress (audio seconds done of the current file) is kept in memory and merged into
 :meth:`JobRunner.status`.
+
+Servers sharing one database share its queue. A heartbeat thread renews the lease of each file
+running here and, once a second, checks that it is still held: a file cancelled or deleted on
+another server stops here at its next progress tick. Files whose server died (lease run out)
+are requeued by whichever server looks first.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +43,8 @@ class _Live:
     name: str
     done: float = 0.0
     total: float | None = None
+    lost: bool = False
+    """No longer held here: cancelled or deleted elsewhere, or taken over."""
 
 
 class JobCancelled(Exception):
@@ -49,6 +60,8 @@ class JobRunner:
         options_from: Callable[[dict[str, object]], TranscribeOptions],
         *,
         lanes: int = 1,
+        lease_s: float = 60.0,
+        node: str | None = None,
     ) -> None:
         self.storage = storage
         self.audio_dir = audio_dir
@@ -63,6 +76,10 @@ class JobRunner:
         self._threads: list[threading.Thread] = []
         self._changed = threading.Condition()
         self.on_file_done: Callable[[str], None] | None = None
+        self.lease_s = lease_s
+        self.node = node or socket.gethostname()
+        self.owner = f"{self.node}/{os.getpid()}/{secrets.token_hex(4)}"
+        """Who holds this runner's claims: unique to this runner, on any machine."""
 
     def start(self) -> None:
         requeued = self.storage.requeue_interrupted()
@@ -72,6 +89,9 @@ class JobRunner:
             thread = threading.Thread(target=self._loop, name=f"tingji-jobs-{lane}", daemon=True)
             thread.start()
             self._threads.append(thread)
+        beat = threading.Thread(target=self._heartbeat, name="tingji-jobs-lease", daemon=True)
+        beat.start()
+        self._threads.append(beat)
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -126,8 +146,14 @@ class JobRunner:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            with self._claim:
-                item = self.storage.next_queued_file()
+            try:
+                with self._claim:
+                    item = self.storage.next_queued_file(
+                        owner=self.owner, lease_s=self.lease_s, node=self.node
+                    )
+            except TingjiError as exc:  # the database is away: the lane waits and tries again
+                log.warning("no job file claimed: %s", exc)
+                item = None
             if item is None:
                 self._wake.wait(1.0)
                 self._wake.clear()
@@ -135,6 +161,32 @@ class JobRunner:
             job_id, job_file = item
             self._run_file(job_id, job_file.id, job_file.name, job_file.audio_file)
             self._touch()
+
+    def _heartbeat(self) -> None:
+        """Renew the leases of the files running here (every third of a lease), see once a
+        second whether each is still held, and requeue the files of dead servers (once a
+        lease)."""
+        renewed = requeued = time.monotonic()
+        while not self._stop.wait(min(1.0, self.lease_s / 3)):
+            now = time.monotonic()
+            try:
+                live = list(self._live.values())
+                if live:
+                    renew = now - renewed >= self.lease_s / 3
+                    held = self.storage.hold_claims(
+                        self.owner, [n.file_id for n in live], self.lease_s if renew else None
+                    )
+                    if renew:
+                        renewed = now
+                    for n in live:
+                        n.lost = n.file_id not in held
+                if now - requeued >= self.lease_s:
+                    requeued = now
+                    if self.storage.requeue_expired():
+                        log.warning("requeued job file(s) of a server that stopped answering")
+                        self._wake.set()
+            except Exception as exc:  # noqa: BLE001 - the beat goes on; the next one tries again
+                log.warning("job leases not renewed: %s", exc)
 
     def _run_file(self, job_id: str, file_id: int, name: str, audio_file: str | None) -> None:
         job = self.storage.get_job(job_id)
@@ -146,7 +198,7 @@ class JobRunner:
         def progress(done: float, total: float | None) -> bool:
             live.done, live.total = done, total
             self._touch()
-            return job_id not in self._cancelled and not self._stop.is_set()
+            return job_id not in self._cancelled and not live.lost and not self._stop.is_set()
 
         try:
             if audio_file is None:
@@ -154,15 +206,19 @@ class JobRunner:
             options = self.options_from(job.options)
             transcript = self.recognise(self.audio_dir / audio_file, options, job.model, progress)
         except JobCancelled:
+            log.info("job %s: stopped %s (cancelled or deleted, here or on another server)",
+                     job_id, name)  # fmt: skip
             return
         except TingjiError as exc:
             message = exc.message
-            self.storage.fail_file(job_id, file_id, message, live.total)
+            self.storage.fail_file(job_id, file_id, message, live.total, node=self.node)
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
             log.exception("job %s file %s failed", job_id, name)
-            self.storage.fail_file(job_id, file_id, f"internal error: {exc}", live.total)
+            self.storage.fail_file(
+                job_id, file_id, f"internal error: {exc}", live.total, node=self.node
+            )
         else:
-            self.storage.finish_file(job_id, file_id, transcript, job.options)
+            self.storage.finish_file(job_id, file_id, transcript, job.options, node=self.node)
         finally:
             self._live.pop(file_id, None)
         if self.on_file_done is not None:

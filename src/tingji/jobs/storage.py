@@ -2,8 +2,10 @@
 stores (history with full-text search, batch jobs, hotword lists, voice profiles), one module
 per concept.
 
-SQLite in WAL mode; one connection shared by threads under a lock. The schema is the
-append-only list in :mod:`tingji.jobs.migrations`.
+SQLite in WAL mode by default (one connection shared by threads under a lock), or PostgreSQL
+for several servers (a pool of connections; uploaded audio kept in the database too, see
+:mod:`tingji.jobs.audio_blobs`). The schema is the append-only list in
+:mod:`tingji.jobs.migrations`.
 """
 
 from __future__ import annotations
@@ -12,17 +14,34 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tingji.jobs.audio_blobs import AudioBlobStore
 from tingji.jobs.database import WalState
 from tingji.jobs.job_store import JobStore
+
+if TYPE_CHECKING:
+    from tingji.config import Settings
 
 __all__ = ["Storage", "Voice", "WalState"]
 
 
-class Storage(JobStore):
-    """The history database (``<data_dir>/history.db``)."""
+class Storage(JobStore, AudioBlobStore):
+    """The history database (``<data_dir>/history.db``, or ``TINGJI_DATABASE_URL``)."""
+
+    @classmethod
+    def open(cls, settings: Settings) -> Storage:
+        """The database the settings name."""
+        url = settings.database_url
+        if url is None:
+            return cls(settings.database)
+        return cls(
+            url.get_secret_value(),
+            pool_size=settings.database_pool_size,
+            timeout_s=settings.database_timeout_s,
+        )
 
     # -- hotword lists -----------------------------------------------------------------------
     def save_hotword_list(self, name: str, terms: Sequence[str]) -> None:
@@ -57,7 +76,7 @@ class Storage(JobStore):
     def voices(self) -> list[Voice]:
         rows = self._query("SELECT name, embedding, source, created_at FROM voices ORDER BY name")
         return [
-            Voice(r["name"], np.frombuffer(r["embedding"], dtype="<f4").copy(), r["source"],
+            Voice(r["name"], np.frombuffer(bytes(r["embedding"]), "<f4").copy(), r["source"],
                   r["created_at"])
             for r in rows
         ]  # fmt: skip

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from tingji.errors import (
     AudioError,
     BusyError,
+    DatabaseError,
     FileTypeError,
     ModelError,
     NotFoundError,
@@ -33,6 +34,7 @@ _STATUS: list[tuple[type[TingjiError], int, str]] = [
     (TooLargeError, 413, "too_large"),
     (NotFoundError, 404, "not_found"),
     (BusyError, 503, "busy"),
+    (DatabaseError, 503, "database_unavailable"),
     (OptionError, 400, "invalid_option"),
     (ModelError, 400, "model_unavailable"),
     (OutputError, 500, "output_error"),

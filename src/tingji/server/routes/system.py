@@ -29,7 +29,11 @@ def system(service: Service) -> dict[str, Any]:
         "default_model": service.settings.model,
         "loaded_models": [asdict(m) for m in loaded],
         "queue_length": service.queue_length(),
-        "database": {"journal": "wal", "wal_intact": wal.intact, "wal_repairs": wal.repairs},
+        "database": {
+            "journal": service.history.journal,
+            "wal_intact": wal.intact,
+            "wal_repairs": wal.repairs,
+        },
     }
 
 
