@@ -17,7 +17,8 @@
     ├── TooLargeError         an upload is over the configured size limit
     │   └── TooManyFilesError     a batch has more files than a job takes
     ├── NotFoundError         no history entry, job or list with that id
-    └── BusyError             the work queue is full; try again later
+    ├── BusyError             the work queue is full; try again later
+    └── ClusterError          the Ray cluster cannot be reached, or lost a file too often
 
 The edges (CLI, HTTP server, UI) translate these into one line, a status code or a message;
 nothing below them prints or exits.
@@ -108,3 +109,7 @@ class BusyError(TingjiError):
 
 class TooManyFilesError(TooLargeError):
     """A batch job has more files than the configured maximum."""
+
+
+class ClusterError(TingjiError):
+    """The Ray cluster cannot be reached, or its workers died under a file too often."""
