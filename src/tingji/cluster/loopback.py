@@ -111,15 +111,20 @@ class Namespace:
                 continue
         return found
 
-    def close(self) -> None:
-        """Kill everything in the namespace, then the namespace."""
+    def kill_all(self) -> None:
+        """Kill every process in the namespace but its holder."""
         for proc in self.processes():
             try:
                 proc.send_signal(signal.SIGKILL)
             except psutil.Error:
                 continue
         psutil.wait_procs(self.processes(), timeout=10)
-        self._holder.kill()
+
+    def close(self) -> None:
+        """Kill everything in the namespace, then the namespace."""
+        if self._holder.poll() is None:
+            self.kill_all()
+            self._holder.kill()
         self._holder.wait()
 
 
@@ -208,5 +213,6 @@ class LocalCluster:
         return killed
 
     def close(self) -> None:
-        self.namespace.close()
+        """Kill every process in the namespace (the cluster and whatever talked to it)."""
+        self.namespace.kill_all()
         shutil.rmtree(self.temp_dir, ignore_errors=True)
