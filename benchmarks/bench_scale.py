@@ -78,10 +78,14 @@ def measure(variant: str) -> dict[str, Any]:
                 _wait_for_models(service, nodes)
             else:
                 service.backend()
+            load = os.getloadavg()[0]
+            before = _cluster_cpu(cluster)
             with common.stopwatch() as wall:
                 job_id = service.create_job(stored, service.options())
                 while service.job(job_id).status in ("queued", "running"):
                     time.sleep(0.05)
+            after = _cluster_cpu(cluster)
+            cluster_cpu = sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
             job = service.job(job_id)
             texts = [service.get_entry(f.transcription_id or 0).text for f in job.files]
             where = sorted({f.node or "here" for f in job.files})
@@ -99,9 +103,28 @@ def measure(variant: str) -> dict[str, Any]:
         "audio_s": sum(c.duration for c in clips),
         "wall_s": wall[0],
         "files_per_hour": len(clips) / wall[0] * 3600,
+        "cpu_s": wall[1] + cluster_cpu,
+        "cpu_s_driver": wall[1],
+        "load_average_at_start": load,
         "texts": texts,
         "where": where,
     }
+
+
+def _cluster_cpu(cluster: Any) -> dict[int, float]:
+    """CPU seconds (user + system) so far of every process of the cluster, by pid."""
+    if cluster is None:
+        return {}
+    import psutil
+
+    used = {}
+    for proc in cluster.namespace.processes():
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        used[proc.pid] = times.user + times.system
+    return used
 
 
 def _wait_for_models(service: Any, count: int, timeout: float = 180.0) -> None:
@@ -137,15 +160,26 @@ def main() -> dict[str, Any]:
         r["cores"] = cores
         r["files_per_hour_per_core"] = r["files_per_hour"] / cores
         r["speed_x"] = r["audio_s"] / r["wall_s"]
+        r["cpu_s_per_file"] = r["cpu_s"] / r["files"]
         r["same_text_as_here_1"] = sum(
             a == b for a, b in zip(r["texts"], base["texts"], strict=True)
         ) / len(base["texts"])
     one = next((r for r in results if r["variant"] == "ray-1"), None)
     overhead = (one["wall_s"] - base["wall_s"]) / FILES if one else None
+    overhead_cpu = (one["cpu_s"] - base["cpu_s"]) / FILES if one else None
     common.print_table(
         f"scale: {FILES} files, {base['audio_s']:.0f} s of audio, Whisper base "
         f"{common.settings().compute_type}, beam {common.BEAM_SIZE}, on {os.cpu_count()} cores",
-        ["variant", "wall", "files/h", "files/h per core", "× real time", "same text"],
+        [
+            "variant",
+            "wall",
+            "files/h",
+            "files/h per core",
+            "× real time",
+            "CPU s/file",
+            "same text",
+            "load at start",
+        ],  # fmt: skip
         [
             [
                 r["what"],
@@ -153,13 +187,22 @@ def main() -> dict[str, Any]:
                 f"{r['files_per_hour']:.0f}",
                 f"{r['files_per_hour_per_core']:.0f}",
                 f"{r['speed_x']:.1f}",
+                f"{r['cpu_s_per_file']:.2f}",
                 f"{r['same_text_as_here_1']:.0%}",
+                f"{r['load_average_at_start']:.1f}",
             ]
             for r in results
         ],
     )
-    if overhead is not None:
-        print(f"  Ray's cost per file (ray 1 node - here 1 core, / {FILES}): {overhead:.3f} s")
-    output = {"results": results, "ray_overhead_per_file_s": overhead}
+    if overhead is not None and overhead_cpu is not None:
+        print(
+            f"  Ray's cost per file (ray 1 node - here 1 core, / {FILES}): {overhead:.3f} s of "
+            f"wall time, {overhead_cpu:.3f} CPU s (the cluster's processes included)"
+        )
+    output = {
+        "results": results,
+        "ray_overhead_per_file_s": overhead,
+        "ray_overhead_cpu_s_per_file": overhead_cpu,
+    }
     common.save(NAME, output)
     return output

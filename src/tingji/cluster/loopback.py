@@ -99,10 +99,11 @@ class Namespace:
             os.close(fd)
 
     def processes(self) -> list[psutil.Process]:
-        """Every process in the namespace but its holder."""
+        """Every process in the namespace but its holder and this one (which may have entered
+        it)."""
         found = []
         for proc in psutil.process_iter():
-            if proc.pid == self._holder.pid:
+            if proc.pid in (self._holder.pid, os.getpid()):
                 continue
             try:
                 if os.readlink(f"/proc/{proc.pid}/ns/net") == self.id:
