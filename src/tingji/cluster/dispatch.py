@@ -112,7 +112,7 @@ class RayDispatch:
         while not self._stop.is_set():
             try:
                 self._fit()
-            except ClusterError as exc:
+            except TingjiError as exc:  # unreachable, or Ray missing here
                 if exc.message != self._unreachable:
                     log.error("%s; batch jobs wait until it answers", exc.message)
                 self._unreachable = exc.message
