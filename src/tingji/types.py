@@ -187,8 +187,6 @@ class JobFile:
     error: str | None = None
     transcription_id: int | None = None
     audio_file: str | None = None
-    node: str | None = None
-    """The machine (cluster node) that recognised the file, or is recognising it."""
 
 
 @dataclass

@@ -53,7 +53,6 @@ class JobStore(HistoryStore):
                 error=f["error"],
                 transcription_id=f["transcription_id"],
                 audio_file=f["audio_file"],
-                node=f["node"],
             )
             for f in self._query(
                 "SELECT * FROM job_files WHERE job_id = ? ORDER BY position", (job_id,)
@@ -105,15 +104,9 @@ class JobStore(HistoryStore):
         )
 
     def finish_file(
-        self,
-        job_id: str,
-        file_id: int,
-        transcript: Transcript,
-        options: dict[str, Any],
-        node: str | None = None,
+        self, job_id: str, file_id: int, transcript: Transcript, options: dict[str, Any]
     ) -> int:
-        """Save the result and mark the file done in one transaction: never lost, never twice.
-        ``node``: the machine that recognised it (a cluster node), when not this one."""
+        """Save the result and mark the file done in one transaction: never lost, never twice."""
         with self._transaction() as db:
             status = db.execute(
                 "SELECT status, audio_file, name FROM job_files WHERE id = ?", (file_id,)
@@ -130,8 +123,8 @@ class JobStore(HistoryStore):
             )
             db.execute(
                 "UPDATE job_files SET status = 'done', transcription_id = ?, duration = ?, "
-                "processing_time = ?, node = ? WHERE id = ?",
-                (entry_id, transcript.duration, transcript.processing_time, node, file_id),
+                "processing_time = ? WHERE id = ?",
+                (entry_id, transcript.duration, transcript.processing_time, file_id),
             )
             self._settle(db, job_id)
         return entry_id

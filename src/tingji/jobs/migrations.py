@@ -139,12 +139,6 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE transcriptions ADD COLUMN edited_at REAL;
         """,
     ),
-    (
-        "job file node",
-        """
-        ALTER TABLE job_files ADD COLUMN node TEXT;
-        """,
-    ),
 ]
 
 

@@ -96,7 +96,6 @@ def job_view(job: JobStatus) -> dict[str, Any]:
                 "processing_time": f.processing_time,
                 "error": f.error,
                 "transcription_id": f.transcription_id,
-                "node": f.node,
             }
             for f in job.files
         ],
