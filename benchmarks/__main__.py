@@ -13,6 +13,7 @@ from benchmarks import (
     bench_diarize,
     bench_hotwords,
     bench_long,
+    bench_scale,
     bench_server,
     bench_streaming,
     common,
@@ -27,6 +28,7 @@ BENCHMARKS: dict[str, Callable[[], Any]] = {
     "streaming": bench_streaming.main,
     "server": bench_server.main,
     "diarize": bench_diarize.main,
+    "scale": bench_scale.main,
 }
 
 

@@ -13,7 +13,7 @@ from tingji import __version__
 from tingji.config import Settings
 from tingji.errors import OutputError, TingjiError
 from tingji.formats import FORMATS, render
-from tingji.types import Transcript
+from tingji.types import ClusterInfo, Transcript
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -27,6 +27,7 @@ Examples:
   tingji transcribe talk.wav --language zh --hotwords "达摩院,语音识别"
   tingji info                                         device, memory, model in use
   tingji db copy --to postgresql://USER:PASSWORD@HOST/DB   move the history to PostgreSQL
+  tingji batch /archive --output out/ --ray-address auto   thousands of files, resumable
 
 The default model (Whisper base) is embedded and needs no network. Settings can also come from
 TINGJI_* environment variables (TINGJI_DATA_DIR, TINGJI_MODEL, TINGJI_DEVICE ...).
@@ -135,7 +136,17 @@ def _parser() -> argparse.ArgumentParser:
         help="no access token on a non-loopback address: anyone who reaches the port gets in",
     )
 
-    sub.add_parser("info", help="show device, GPU, memory, versions and the model in use")
+    from tingji.cli_batch import add_parser as add_batch
+
+    add_batch(sub)
+    info = sub.add_parser(
+        "info", help="show device, GPU, memory, versions, the model in use and the Ray cluster"
+    )
+    info.add_argument(
+        "--ray-address",
+        help="the Ray cluster batch jobs run on (default TINGJI_RAY_ADDRESS): its nodes, "
+        "CPUs, GPUs and the job queue",
+    )
     d = sub.add_parser("download", help="fetch a Whisper model into the cache (needs network)")
     d.add_argument("model", help="tiny, small, medium, large-v3, large-v3-turbo ... or a hub id")
     di = sub.add_parser(
@@ -160,7 +171,8 @@ def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, object] = {}
     if args.data_dir is not None:
         overrides["data_dir"] = args.data_dir
-    for name in ("model", "device", "compute_type", "beam_size", "host", "port", *_SERVE):
+    for name in ("model", "device", "compute_type", "beam_size", "host", "port", "ray_address",
+                 *_SERVE):  # fmt: skip
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
@@ -180,6 +192,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_transcribe(args, _settings(args))
         if args.command == "serve":
             return _serve(args, _settings(args))
+        if args.command == "batch":
+            from tingji.cli_batch import run_batch
+
+            return run_batch(args, _settings(args))
         if args.command == "info":
             return _info(_settings(args))
         if args.command == "download":
@@ -240,7 +256,24 @@ def _info(settings: Settings) -> int:
         f"(loaded in {time.perf_counter() - started:.1f} s)"
     )
     print("Library versions: " + ", ".join(f"{k} {v}" for k, v in info.libraries.items()))
+    cluster = service.cluster()
+    if cluster is not None:
+        _print_cluster(cluster, service.queue_length())
     return 0
+
+
+def _print_cluster(cluster: ClusterInfo, queue: int) -> None:
+    if cluster.error is not None:
+        print(f"Cluster: {cluster.address} cannot be reached: {cluster.error}")
+        return
+    alive = sum(n.alive for n in cluster.nodes)
+    print(
+        f"Cluster: {cluster.address}, {alive} of {len(cluster.nodes)} nodes up, "
+        f"{cluster.cpus:g} CPUs, {cluster.gpus:g} GPUs; job queue: {queue} file(s)"
+    )
+    for node in sorted(cluster.nodes, key=lambda n: (not n.alive, not n.head, n.name)):
+        state = ("head" if node.head else "up") if node.alive else "down"
+        print(f"  {node.name}: {state}, {node.address}, {node.cpus:g} CPUs, {node.gpus:g} GPUs")
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:

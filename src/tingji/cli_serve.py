@@ -21,6 +21,10 @@ def run_serve(settings: Settings) -> int:
     from tingji.server import access, create_app, tls
     from tingji.service import Tingji
 
+    if settings.ray_address:  # a missing extra stops the start, in one line
+        from tingji.cluster.connect import require_ray
+
+        require_ray()
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )

@@ -173,6 +173,27 @@ class Settings(BaseSettings):
     Default 60."""
     node_name: str | None = Field(default=None, max_length=200)
     """This server's name in the ``node`` of the job files it runs; default the host name."""
+    ray_address: str | None = None
+    """A Ray cluster to recognise batch-job files on: ``auto`` (the cluster this machine
+    joined with ``ray start``), ``HOST:PORT`` (the head node's port, 6379 by default) or
+    ``ray://HOST:10001`` (Ray Client). Each node runs its own models; results come back to
+    this server's database. Unset: files are recognised in this process. Needs
+    ``pip install 'tingji[scale]'`` here and on every node. Default unset."""
+    ray_cpus_per_model: float = Field(default=4.0, gt=0)
+    """CPU cores each model gets on a cluster node without a GPU: a node with 16 cores runs
+    4 models at 4 threads each. A node with a GPU runs one model per GPU. Default 4."""
+    ray_files_per_model: int | None = Field(default=None, ge=1, le=32)
+    """Files one model on the cluster works on at once (their decodes share batches); unset:
+    4 on a GPU, 1 on CPU cores."""
+    ray_max_running: int = Field(default=64, ge=1, le=1024)
+    """Most batch-job files running on the cluster at once, whatever its size. Default 64."""
+    ray_max_attempts: int = Field(default=3, ge=1, le=20)
+    """Times a file is started on the cluster when the worker or node running it dies, before
+    the file fails. Default 3."""
+    ray_audio: Literal["object_store", "shared"] = "object_store"
+    """How a file's audio reaches a node: ``object_store`` sends its bytes through Ray's object
+    store (no shared filesystem needed); ``shared``: every node mounts ``data_dir`` at the
+    same path and reads the file there. Default object_store."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     """Least severe log records ``tingji serve`` writes; ``warning`` keeps only failures.
     Default info."""

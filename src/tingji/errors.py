@@ -18,7 +18,8 @@
     │   └── TooManyFilesError     a batch has more files than a job takes
     ├── NotFoundError         no history entry, job or list with that id
     ├── BusyError             the work queue is full; try again later
-    └── DatabaseError         the database cannot be reached, or its driver is not installed
+    ├── DatabaseError         the database cannot be reached, or its driver is not installed
+    └── ClusterError          the Ray cluster cannot be reached, or lost a file too often
 
 The edges (CLI, HTTP server, UI) translate these into one line, a status code or a message;
 nothing below them prints or exits.
@@ -114,3 +115,7 @@ class TooManyFilesError(TooLargeError):
 class DatabaseError(TingjiError):
     """The history database cannot be reached or refused to work (PostgreSQL down, wrong
     password, psycopg not installed). The message never holds the database's password."""
+
+
+class ClusterError(TingjiError):
+    """The Ray cluster cannot be reached, or its workers died under a file too often."""

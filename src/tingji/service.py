@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
@@ -37,6 +37,7 @@ from tingji.jobs.storage import Storage
 from tingji.speaker_service import SpeakerService
 from tingji.system import SystemInfo, system_info
 from tingji.types import (
+    ClusterInfo,
     HistoryEntry,
     JobStatus,
     ModelInfo,
@@ -46,6 +47,9 @@ from tingji.types import (
     options_from_dict,
     options_to_dict,
 )
+
+if TYPE_CHECKING:
+    from tingji.cluster.dispatch import RayDispatch
 
 log = logging.getLogger("tingji")
 
@@ -89,6 +93,7 @@ class Tingji(SpeakerService):
         )
         self._storage: Storage | None = None
         self._runner: JobRunner | None = None
+        self._dispatch: RayDispatch | None = None
         self._ticket_key = secrets.token_bytes(32)
         self._slots = threading.BoundedSemaphore(self.settings.workers + self.settings.max_queue)
         self._workers = threading.BoundedSemaphore(self.settings.workers)
@@ -448,17 +453,52 @@ class Tingji(SpeakerService):
     @property
     def runner(self) -> JobRunner:
         if self._runner is None:
-            self._runner = JobRunner(
-                self.history,
-                self.settings.audio_dir,
-                self._recognise_job_file,
-                options_from_dict,
-                lanes=self.settings.workers,
-                lease_s=self.settings.job_lease_s,
-                node=self.settings.node_name,
-            )
+            if self.settings.ray_address:
+                from tingji.cluster.dispatch import RayDispatch
+
+                dispatch = self._dispatch = RayDispatch(self.settings, self._voice_embeddings)
+
+                def on_cluster(path: Path, *rest: Any) -> Any:  # the audio here first
+                    return dispatch.recognise(self.audio_store.local(path.name) or path, *rest)
+
+                self._runner = JobRunner(
+                    self.history,
+                    self.settings.audio_dir,
+                    on_cluster,
+                    options_from_dict,
+                    lanes=self.settings.ray_max_running,
+                    workers=dispatch,
+                    lease_s=self.settings.job_lease_s,
+                    node=self.settings.node_name,
+                )
+            else:
+                self._runner = JobRunner(
+                    self.history,
+                    self.settings.audio_dir,
+                    self._recognise_job_file,
+                    options_from_dict,
+                    lanes=self.settings.workers,
+                    lease_s=self.settings.job_lease_s,
+                    node=self.settings.node_name,
+                )
             self._runner.on_file_done = self._after_job_file
         return self._runner
+
+    def _voice_embeddings(self) -> dict[str, np.ndarray]:
+        """The enrolled voices, by name, for diarization on a cluster node."""
+        return {v.name: v.embedding for v in self.history.voices()}
+
+    def cluster(self) -> ClusterInfo | None:
+        """The Ray cluster batch jobs run on (nodes, CPUs, GPUs, files running there), or None
+        when none is configured; an unreachable one says so in ``error``."""
+        if not self.settings.ray_address:
+            return None
+        from tingji.cluster.connect import cluster_info
+
+        info = cluster_info(self.settings.ray_address)
+        if self._dispatch is not None:
+            info.running, info.models = self._dispatch.load()
+        return info
 
     def start_jobs(self) -> None:
         """Start the batch runner (resuming files a killed server left unfinished), after
@@ -466,6 +506,8 @@ class Tingji(SpeakerService):
         self.apply_retention()
         self.sweep_uploads()
         self.runner.start()
+        if self._dispatch is not None:
+            self._dispatch.start()
 
     def sweep_uploads(self) -> int:
         """Delete stored uploads that no history entry or job refers to, and uploads never
@@ -478,6 +520,8 @@ class Tingji(SpeakerService):
     def stop_jobs(self) -> None:
         if self._runner is not None:
             self._runner.stop()
+        if self._dispatch is not None:
+            self._dispatch.close()
 
     def create_job(
         self, files: list[StoredAudio], options: TranscribeOptions, model: str | None = None
@@ -536,6 +580,37 @@ class Tingji(SpeakerService):
     def _entry_of(self, entry_id: int | None) -> HistoryEntry | None:
         return self.history.get_transcription(entry_id) if entry_id else None
 
+    def recognise_file(
+        self,
+        source: Source,
+        options: TranscribeOptions,
+        model: str,
+        progress: Callable[[float, float | None], bool],
+        *,
+        name: str,
+        voices: dict[str, np.ndarray] | None = None,
+    ) -> Transcript:
+        """One file of a batch, start to end: ``progress(done_s, total_s)`` is told after each
+        segment and now and then while speakers are told apart, and a False from it stops the
+        file (:class:`JobCancelled`)."""
+        duration: list[float | None] = [None]  # known once the run has opened the file
+
+        def checkpoint() -> None:  # a cancel reaches a file while its speakers are told apart
+            if not progress(0.0, duration[0]):
+                raise JobCancelled
+
+        with self._in_use():
+            run = self.start(
+                source, options, model=model, name=name, voices=voices, checkpoint=checkpoint
+            )
+            duration[0] = run.duration
+            if not progress(0.0, run.duration):
+                raise JobCancelled
+            for _ in run:
+                if not progress(run.position, run.duration):
+                    raise JobCancelled
+            return run.result()
+
     def _recognise_job_file(
         self,
         path: Path,
@@ -544,21 +619,7 @@ class Tingji(SpeakerService):
         progress: Callable[[float, float | None], bool],
     ) -> Transcript:
         path = self.audio_store.local(path.name) or path  # stored by another server, maybe
-        duration: list[float | None] = [None]  # known once the run has opened the file
-
-        def checkpoint() -> None:  # a cancel reaches a file while its speakers are told apart
-            if not progress(0.0, duration[0]):
-                raise JobCancelled
-
-        with self._in_use():
-            run = self.start(str(path), options, model=model, name=path.name, checkpoint=checkpoint)
-            duration[0] = run.duration
-            if not progress(0.0, run.duration):
-                raise JobCancelled
-            for _ in run:
-                if not progress(run.position, run.duration):
-                    raise JobCancelled
-            return run.result()
+        return self.recognise_file(str(path), options, model, progress, name=path.name)
 
     def _after_job_file(self, job_id: str) -> None:
         """Remove audio no longer of use: a failed file's always, and with

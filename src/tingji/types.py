@@ -237,3 +237,39 @@ def options_from_dict(data: dict[str, Any]) -> TranscribeOptions:
     if "hotwords" in values:
         values["hotwords"] = tuple(values["hotwords"])
     return TranscribeOptions(**values)
+
+
+@dataclass
+class NodeInfo:
+    """One machine of a Ray cluster."""
+
+    node_id: str
+    name: str
+    """Host name, address and the start of the node id, as job files record it."""
+    address: str
+    alive: bool
+    cpus: float
+    gpus: float
+    head: bool = False
+
+
+@dataclass
+class ClusterInfo:
+    """The Ray cluster that batch jobs run on, as far as it could be reached."""
+
+    address: str
+    nodes: list[NodeInfo] = field(default_factory=list)
+    error: str | None = None
+    """Why the cluster could not be reached; None when it answered."""
+    running: int = 0
+    """Batch-job files this server has running on the cluster now."""
+    models: int = 0
+    """Models (recogniser workers) this server has loaded on the cluster."""
+
+    @property
+    def cpus(self) -> float:
+        return sum(n.cpus for n in self.nodes if n.alive)
+
+    @property
+    def gpus(self) -> float:
+        return sum(n.gpus for n in self.nodes if n.alive)

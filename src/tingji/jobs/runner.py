@@ -11,6 +11,10 @@ Servers sharing one database share its queue. A heartbeat thread renews the leas
 running here and, once a second, checks that it is still held: a file cancelled or deleted on
 another server stops here at its next progress tick. Files whose server died (lease run out)
 are requeued by whichever server looks first.
+
+Files are recognised in this process, or elsewhere: a ``recognise`` that sends them to a cluster
+(:mod:`tingji.cluster.dispatch`) returns :class:`Recognised` with the node that did the work,
+and its :class:`Workers` keep lanes from claiming files while every worker is busy.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from tingji.errors import TingjiError
 from tingji.jobs.storage import Storage
@@ -32,8 +37,43 @@ from tingji.types import JobStatus, TranscribeOptions, Transcript
 log = logging.getLogger("tingji.jobs")
 
 Progress = Callable[[float, float | None], bool]
-Recognise = Callable[[Path, TranscribeOptions, str, Progress], Transcript]
-"""(audio path, options, model, progress(done_s, total_s) -> keep going) -> transcript."""
+
+
+class FileProgress:
+    """``progress(done_s, total_s) -> keep going`` of one running file. A recogniser that runs
+    the file on another machine says which in ``node`` (shown while the file runs)."""
+
+    def __init__(self, report: Progress) -> None:
+        self._report = report
+        self.node: str | None = None
+
+    def __call__(self, done: float, total: float | None) -> bool:
+        return self._report(done, total)
+
+
+@dataclass
+class Recognised:
+    """A transcript and the machine that made it, from a recogniser that runs files elsewhere."""
+
+    transcript: Transcript
+    node: str | None = None
+
+
+Recognise = Callable[[Path, TranscribeOptions, str, FileProgress], Transcript | Recognised]
+"""(audio path, options, model, progress) -> transcript (or :class:`Recognised`)."""
+
+
+class Workers(Protocol):
+    """Workers elsewhere that ``recognise`` hands files to. A lane claims a file only once
+    ``reserve`` has kept it a place, which ``recognise`` on the same thread then takes."""
+
+    def reserve(self, timeout: float) -> bool:
+        """Keep a free worker for this thread, waiting up to ``timeout`` s; False when none."""
+        ...
+
+    def release(self) -> None:
+        """Give back this thread's place: no file was queued."""
+        ...
 
 
 @dataclass
@@ -45,6 +85,7 @@ class _Live:
     total: float | None = None
     lost: bool = False
     """No longer held here: cancelled or deleted elsewhere, or taken over."""
+    progress: FileProgress | None = None
 
 
 class JobCancelled(Exception):
@@ -62,7 +103,10 @@ class JobRunner:
         lanes: int = 1,
         lease_s: float = 60.0,
         node: str | None = None,
+        workers: Workers | None = None,
     ) -> None:
+        """``workers``: where ``recognise`` sends files, when not in this process; a lane then
+        takes a file only when one of them is free."""
         self.storage = storage
         self.audio_dir = audio_dir
         self.recognise = recognise
@@ -70,6 +114,7 @@ class JobRunner:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self.lanes = max(1, lanes)
+        self.workers = workers
         self._live: dict[int, _Live] = {}
         self._claim = threading.Lock()
         self._cancelled: set[str] = set()
@@ -130,6 +175,8 @@ class JobRunner:
                 f.done_seconds = now.done
                 if now.total is not None:  # unknown until the file is opened
                     f.duration = now.total
+                if now.progress is not None and now.progress.node is not None:
+                    f.node = now.progress.node
                 if job.current_file is None:
                     job.current_file = f.name
         job.eta = _eta(job)
@@ -146,6 +193,8 @@ class JobRunner:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            if self.workers is not None and not self.workers.reserve(1.0):
+                continue
             try:
                 with self._claim:
                     item = self.storage.next_queued_file(
@@ -155,6 +204,8 @@ class JobRunner:
                 log.warning("no job file claimed: %s", exc)
                 item = None
             if item is None:
+                if self.workers is not None:
+                    self.workers.release()
                 self._wake.wait(1.0)
                 self._wake.clear()
                 continue
@@ -195,16 +246,17 @@ class JobRunner:
         live = self._live[file_id] = _Live(job_id, file_id, name)
         self._touch()
 
-        def progress(done: float, total: float | None) -> bool:
+        def report(done: float, total: float | None) -> bool:
             live.done, live.total = done, total
             self._touch()
             return job_id not in self._cancelled and not live.lost and not self._stop.is_set()
 
+        progress = live.progress = FileProgress(report)
         try:
             if audio_file is None:
                 raise TingjiError("the uploaded audio is no longer stored", source=name)
             options = self.options_from(job.options)
-            transcript = self.recognise(self.audio_dir / audio_file, options, job.model, progress)
+            result = self.recognise(self.audio_dir / audio_file, options, job.model, progress)
         except JobCancelled:
             log.info("job %s: stopped %s (cancelled or deleted, here or on another server)",
                      job_id, name)  # fmt: skip
@@ -218,7 +270,10 @@ class JobRunner:
                 job_id, file_id, f"internal error: {exc}", live.total, node=self.node
             )
         else:
-            self.storage.finish_file(job_id, file_id, transcript, job.options, node=self.node)
+            done = result if isinstance(result, Recognised) else Recognised(result)
+            self.storage.finish_file(
+                job_id, file_id, done.transcript, job.options, node=done.node or self.node
+            )
         finally:
             self._live.pop(file_id, None)
         if self.on_file_done is not None:

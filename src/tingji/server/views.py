@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import asdict
 from typing import Any
 
-from tingji.types import HistoryEntry, JobStatus, Transcript
+from tingji.types import ClusterInfo, HistoryEntry, JobStatus, Transcript
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -101,4 +101,22 @@ def job_view(job: JobStatus) -> dict[str, Any]:
             for f in job.files
         ],
         "options": job.options,
+    }
+
+
+def cluster_view(info: ClusterInfo | None, queue_length: int) -> dict[str, Any] | None:
+    """The Ray cluster batch jobs run on; None when none is configured."""
+    if info is None:
+        return None
+    return {
+        "address": info.address,
+        "reachable": info.error is None,
+        "error": info.error,
+        "nodes": [asdict(n) for n in info.nodes],
+        "nodes_alive": sum(n.alive for n in info.nodes),
+        "cpus": info.cpus,
+        "gpus": info.gpus,
+        "models": info.models,
+        "files_running": info.running,
+        "queue_length": queue_length,
     }

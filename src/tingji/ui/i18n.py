@@ -318,6 +318,21 @@ TEXTS: dict[str, tuple[str, str]] = {
     ),
     "sys.why.asked": ("按设置使用 {value}", "{value}, as set"),
     "sys.queue": ("排队中的识别", "Recognitions waiting"),
+    "sys.cluster": ("Ray 集群", "Ray cluster"),
+    "sys.cluster.value": (
+        "{address} · {alive}/{total} 个节点在线 · {cpus} CPU · {gpus} GPU · "
+        "{models} 个模型 · {running} 个文件识别中",
+        "{address} · {alive} of {total} nodes up · {cpus} CPUs · {gpus} GPUs · "
+        "{models} models · {running} files running",
+    ),
+    "sys.cluster.down": ("无法连接 {address}：{error}", "{address} cannot be reached: {error}"),
+    "sys.node.value": (
+        "{state} · {address} · {cpus} CPU · {gpus} GPU",
+        "{state} · {address} · {cpus} CPUs · {gpus} GPUs",
+    ),
+    "sys.node.up": ("在线", "up"),
+    "sys.node.down": ("已离线", "down"),
+    "sys.node.head": ("主节点，在线", "head, up"),
     "sys.database": ("历史数据库", "History database"),
     "sys.db.ok": ("正常（预写日志完好）", "OK (write-ahead log intact)"),
     "sys.db.repaired": (

@@ -9,6 +9,7 @@ import gradio as gr
 
 from tingji.errors import TingjiError
 from tingji.service import MemoryReport, Tingji
+from tingji.types import ClusterInfo
 from tingji.ui.common import (
     grid_table,
     kv_table,
@@ -59,12 +60,46 @@ def info_table(service: Tingji, lang: str) -> str:
     rows.append((t("sys.ram", lang), ram))
     rows.append((t("sys.rss", lang), _mb(info.process_rss_mb)))
     rows.append((t("sys.queue", lang), str(service.queue_length())))
+    rows += cluster_rows(service.cluster(), lang)
     wal = service.history.wal_state()
     db = t("sys.db.repaired", lang, n=wal.repairs) if wal.repairs else t("sys.db.ok", lang)
     rows.append((t("sys.database", lang), db))
     versions = [f"{k} {v}" for k, v in info.libraries.items() if k in SHOWN_LIBRARIES]
     rows.append((t("sys.versions", lang), " · ".join([f"Python {info.python}", *versions])))
     return kv_table(rows)
+
+
+def cluster_rows(info: ClusterInfo | None, lang: str) -> list[tuple[str, str]]:
+    """The Ray cluster batch jobs run on, and a row per node; none without a cluster."""
+    if info is None:
+        return []
+    if info.error is not None:
+        down = t("sys.cluster.down", lang, address=info.address, error=info.error)
+        return [(t("sys.cluster", lang), down)]
+    summary = t(
+        "sys.cluster.value",
+        lang,
+        address=info.address,
+        alive=sum(n.alive for n in info.nodes),
+        total=len(info.nodes),
+        cpus=f"{info.cpus:g}",
+        gpus=f"{info.gpus:g}",
+        models=info.models,
+        running=info.running,
+    )
+    rows = [(t("sys.cluster", lang), summary)]
+    for node in sorted(info.nodes, key=lambda n: (not n.alive, not n.head, n.name)):
+        state = "sys.node.head" if node.head and node.alive else "sys.node.up"
+        value = t(
+            "sys.node.value",
+            lang,
+            state=t(state if node.alive else "sys.node.down", lang),
+            address=node.address,
+            cpus=f"{node.cpus:g}",
+            gpus=f"{node.gpus:g}",
+        )
+        rows.append((f"· {node.name}", value))
+    return rows
 
 
 def release_table(report: MemoryReport, lang: str) -> str:
