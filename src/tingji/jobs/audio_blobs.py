@@ -52,23 +52,32 @@ class AudioBlobStore(Database):
 
     def fetch_audio(self, file: str, target: Path) -> bool:
         """Write a file kept in the database to ``target`` (via a partial file, renamed when
-        whole); False when the database does not hold it."""
-        if not self._query("SELECT 1 FROM audio_files WHERE file = ?", (file,)):
+        whole); False when the database does not hold it (or it was deleted meanwhile: what
+        was fetched is removed again)."""
+        found = self._query("SELECT size FROM audio_files WHERE file = ?", (file,))
+        if not found:
             return False
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f"{target.name}.{uuid.uuid4().hex[:12]}{PARTIAL}")
         try:
+            size = number = 0
             with partial.open("wb") as out:
-                number = 0
                 while rows := self._query(
                     "SELECT data FROM audio_chunks WHERE file = ? AND chunk = ?", (file, number)
                 ):
                     out.write(rows[0][0])
+                    size += len(rows[0][0])
                     number += 1
+            if size != found[0][0]:  # deleted while it was read
+                partial.unlink()
+                return False
             partial.replace(target)
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
+        if not self._query("SELECT 1 FROM audio_files WHERE file = ?", (file,)):
+            target.unlink(missing_ok=True)  # deleted meanwhile: not brought back here
+            return False
         return True
 
     def delete_audio(self, files: Sequence[str]) -> None:

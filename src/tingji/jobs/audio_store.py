@@ -161,11 +161,11 @@ class AudioStore:
         return self.root / file
 
     def delete(self, files: list[str]) -> None:
+        mirror = self.mirror
+        if mirror is not None:  # first, so that no server fetches them again
+            mirror.delete_audio(files)
         for file in files:
             self.path(file).unlink(missing_ok=True)
-        mirror = self.mirror
-        if mirror is not None:
-            mirror.delete_audio(files)
 
     def sweep(self, keep: set[str], idle_seconds: float) -> list[str]:
         """Delete leftovers untouched for ``idle_seconds``: uploads never completed (``.part``)
