@@ -12,6 +12,8 @@ from tingji.bulk import Item, Outputs, Result, find_items, recognise_here, recog
 from tingji.config import Settings
 from tingji.errors import OptionError
 
+SUMMARY_EVERY_S = 30.0
+"""How often the summary is written while a run goes on (and always at its end)."""
 DESCRIPTION = """\
 Recognise an archive of audio files in bulk: every audio file under a directory, or those a
 manifest lists. For each file its outputs are written under --output, mirroring the folders
@@ -21,7 +23,7 @@ summary, not the end of the run.
 
 Resumable: a file whose outputs all exist is skipped, so after a stop (Ctrl-C, a crash, a
 machine gone) run the same command again and it goes on where it was. Each output appears
-only once complete.
+only once complete. Files not reached yet are "waiting" in the summary.
 
 Where it runs: with --ray-address (or TINGJI_RAY_ADDRESS) on a Ray cluster, one model per
 GPU or per N cores on every node (TINGJI_RAY_CPUS_PER_MODEL), files streamed to the nodes
@@ -84,7 +86,8 @@ def run_batch(args: argparse.Namespace, settings: Settings) -> int:
     earlier = outputs.earlier()
     todo = [item for item in items if not outputs.done(item)]
     skipped = len(items) - len(todo)
-    rows = {str(i.path): earlier.get(str(i.path), _skipped_row(outputs, i)) for i in items}
+    waiting = set(todo)
+    rows = {str(i.path): earlier.get(str(i.path)) or _row(outputs, i, i in waiting) for i in items}
     address = args.ray_address or settings.ray_address
     where = f"on the Ray cluster at {address}" if address else "in this process"
     print(
@@ -92,7 +95,7 @@ def run_batch(args: argparse.Namespace, settings: Settings) -> int:
         file=sys.stderr,
     )
     failed = 0
-    started = time.perf_counter()
+    started = saved = time.perf_counter()
     audio = 0.0
     bar = tqdm(
         total=len(todo),
@@ -111,6 +114,9 @@ def run_batch(args: argparse.Namespace, settings: Settings) -> int:
             rows[str(result.item.path)] = outputs.row(result)
             bar.update(1)
             bar.set_postfix(failed=failed, refresh=False)
+            if time.perf_counter() - saved > SUMMARY_EVERY_S:  # a killed run keeps most rows
+                outputs.write_summary(list(rows.values()))
+                saved = time.perf_counter()
     finally:
         bar.close()
         summary = outputs.write_summary(list(rows.values()))
@@ -123,9 +129,12 @@ def run_batch(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_FAILED if failed else 0
 
 
-def _skipped_row(outputs: Outputs, item: Item) -> dict[str, str]:
-    return {"file": str(item.path), "status": "done", "outputs": ";".join(
-        str(p.relative_to(outputs.folder)) for p in outputs.paths(item))}  # fmt: skip
+def _row(outputs: Outputs, item: Item, waiting: bool) -> dict[str, str]:
+    """A file's row before this run: done (with no earlier summary to say more) or waiting."""
+    if waiting:
+        return {"file": str(item.path), "status": "waiting"}
+    written = ";".join(str(p.relative_to(outputs.folder)) for p in outputs.paths(item))
+    return {"file": str(item.path), "status": "done", "outputs": written}
 
 
 def _results(

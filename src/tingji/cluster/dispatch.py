@@ -133,7 +133,8 @@ class RayDispatch:
             self._models = [m for m in self._models if m not in gone]
             starting = [m for m in self._models if m.node is None]
         for model in gone:
-            log.warning("node %s left the cluster: its recogniser is dropped", model.node)
+            where = model.node or model.slot.node_id[:8]
+            log.warning("node %s left the cluster: its recogniser is dropped", where)
             self._kill(model)
         if starting:
             refs = [m.starting for m in starting]
