@@ -28,7 +28,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tingji import audio
-from tingji.engine.live_text import plain, settle
+from tingji.engine.live_text import plain, settle, shown_end
 from tingji.engine.online import PAUSE_WINDOWS, DecodeGate, OnlineRecognizer, StreamOptions
 from tingji.engine.streaming import Final, Partial, Resampler
 from tingji.scoring import cer
@@ -675,6 +675,35 @@ def test_messages_carry_only_new_text() -> None:
         "is_final": True,
         "is_end": True,
     }
+
+
+def test_online_mode_appends_the_rest_after_a_misheard_partial() -> None:
+    """Online mode cannot take back a partial that heard words wrong: the final adds what
+    follows the part the partial covered, never a second reading of the whole sentence."""
+    online = Shaper("online", "w")
+    sent = online.messages(
+        [
+            Partial(0, 0.0, "欢迎大家来体验打模院推出的隐食别", "欢迎大家来体验打模院推出的隐食别"),
+            _final_event(
+                0,
+                "欢迎大家来体验达摩院推出的语音识别模型。",
+                "欢迎大家来体验达摩院推出的银食别模型",
+            ),
+            Partial(1, 3.0, "the quick", "the quick"),
+            _final_event(1, "The quickest way.", "the quickest way"),
+            Partial(2, 5.0, "我们今天开会讨论", "我们今天开会讨论"),
+            _final_event(2, "我们明天。", "我们明天"),  # the final heard less: nothing to add
+        ]
+    )
+    assert [m["text"] for m in sent] == [
+        "欢迎大家来体验打模院推出的隐食别",
+        "模型",
+        "the quick",
+        "est way",
+        "我们今天开会讨论",
+    ]
+    assert shown_end("", "abc") == 0
+    assert shown_end("abc", "") == 0
 
 
 def test_a_looping_partial_is_shown_once() -> None:

@@ -60,6 +60,32 @@ def common_prefix(a: str, b: str) -> str:
     return a[:n]
 
 
+def shown_end(shown: str, text: str) -> int:
+    """Where, in a final ``text``, the partial text ``shown`` of the same utterance ends.
+
+    ``shown`` was sent and cannot be taken back, and it may have heard some words differently
+    from ``text``: the end is found by aligning all of ``shown`` against a start of ``text``
+    (the fewest edits; among equals, the end nearest ``shown``'s length), so that what follows
+    it is the rest of the utterance, not a second reading of its middle. An end inside a word
+    is kept: what follows completes the word the client shows ("the quick" + "est way").
+    """
+    if not shown:
+        return 0
+    if text.startswith(shown):
+        return len(shown)
+    previous = list(range(len(shown) + 1))  # edits to turn shown[:i] into text[:0]
+    best, best_j = previous[-1], 0
+    for j, ch in enumerate(text, start=1):
+        current = [j]
+        for i, sh in enumerate(shown, start=1):
+            current.append(min(previous[i] + 1, current[i - 1] + 1, previous[i - 1] + (sh != ch)))
+        previous = current
+        cost = current[-1]
+        if cost < best or (cost == best and abs(j - len(shown)) < abs(best_j - len(shown))):
+            best, best_j = cost, j
+    return best_j
+
+
 def _drop_tail(text: str, language: str | None) -> str:
     if language in textproc.CJK_LANGUAGES:
         return text[:-2]

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tingji.engine.hotwords import parse_hotwords
-from tingji.engine.live_text import common_prefix
+from tingji.engine.live_text import shown_end
 from tingji.engine.streaming import Event, Final, Partial
 from tingji.types import Segment
 
@@ -229,8 +229,7 @@ class Shaper:
     def _final(self, event: Final) -> dict[str, Any] | None:
         shown, self.sent, self.hypothesis = self.sent, "", ""
         if self.mode == "online":  # no corrections in this mode: the rest of the utterance
-            agreed = len(common_prefix(shown, event.raw))
-            new = event.raw[agreed:]
+            new = event.raw[shown_end(shown, event.raw) :]
             if not new.strip():
                 return None
             new = self._spaced(new) if not shown else new
