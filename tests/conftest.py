@@ -17,7 +17,13 @@ from tingji.jobs.storage import Storage
 from tingji.service import Tingji
 from tingji.types import SpeakerTurn
 
+from . import NETWORK
 from .pg import Cluster, pg_cluster  # noqa: F401 - a fixture
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"network: {NETWORK}"
+
 
 ROOT = Path(__file__).resolve().parents[1]
 SR = 16000

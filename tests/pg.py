@@ -1,7 +1,8 @@
 """A temporary PostgreSQL cluster for the tests, from Debian's server binaries
 (``/usr/lib/postgresql/<version>/bin``; ``.ci/run`` installs the ``postgresql`` package).
 
-One cluster per test session, on 127.0.0.1 at a free port, in a temporary directory, run as
+One cluster per test session, on 127.0.0.1 at a free port (in the session's loopback-only
+network namespace where it has one: :mod:`tests.netns`), in a temporary directory, run as
 ``nobody`` when the tests run as root (PostgreSQL refuses to run as root); each test gets a
 database of its own. Where the binaries or psycopg are missing, the tests that need it are
 skipped, saying why.
@@ -40,6 +41,8 @@ def server_binaries() -> Path | None:
 @dataclass
 class Cluster:
     port: int
+    data: Path | None = None
+    """Its data directory (``postmaster.pid`` there names the server's process)."""
     _numbers: Iterator[int] = field(default_factory=itertools.count)
 
     def url(self, database: str = "postgres") -> str:
@@ -99,7 +102,7 @@ def pg_cluster() -> Iterator[Cluster]:
             + ["-t", "60", "-o", settings, "start"],
             user,
         )
-        yield Cluster(port)
+        yield Cluster(port, data)
     finally:
         if (data / "postmaster.pid").exists():
             subprocess.run(
