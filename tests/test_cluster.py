@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+import psutil
 import pytest
 
 from tingji.audio import load
@@ -84,6 +85,7 @@ class InNamespace:
 class Server:
     http: InNamespace
     log: Path
+    process: subprocess.Popen[bytes]
 
     def job(self, clips: list[str]) -> str:
         return self.job_of([(Path(c).name, shared_clip(c).read_bytes()) for c in clips])
@@ -153,7 +155,7 @@ def server(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> I
             stderr=subprocess.STDOUT,
         )
     http = InNamespace(cluster.namespace)
-    server = Server(http, log)
+    server = Server(http, log, process)
     try:
         deadline = time.monotonic() + 120
         while True:  # up, and a model loaded on each node
@@ -294,3 +296,35 @@ def test_a_node_killed_mid_job_loses_and_duplicates_nothing(
     while server.cluster()["nodes_alive"] != 1:
         assert time.monotonic() < deadline
         time.sleep(0.5)
+
+
+def test_the_server_outlives_its_cluster_and_runs_the_files_once_it_is_back(
+    server: Server, cluster: LocalCluster
+) -> None:
+    """Ray ends a driver process whose cluster's head stops answering; the server's driver is
+    a child of its own, so the server stays up, the files it ran wait in the queue (none
+    fails) and run once a cluster answers at the address again."""
+    job_id = server.job(LONGER)
+    server.wait(job_id, lambda j: any(f["status"] == "running" for f in j["files"]), 120)
+    assert cluster.kill_all_nodes(psutil.Process(server.process.pid)) > 0
+
+    def waiting(job: dict[str, Any]) -> bool:
+        assert all(f["status"] != "failed" for f in job["files"]), job
+        return not any(f["status"] == "running" for f in job["files"])
+
+    lost = server.wait(job_id, waiting, 90)  # Ray gives up on the head in 20 s
+    assert lost["status"] == "running", lost
+    assert any(f["status"] == "queued" for f in lost["files"]), lost
+    assert server.cluster()["error"], "the System tab must say the cluster does not answer"
+    time.sleep(5)  # and nothing runs meanwhile, nor fails
+    assert server.process.poll() is None, server.tail()
+    still = server.http.get(f"/api/jobs/{job_id}")
+    assert all(f["status"] in ("queued", "done") for f in still["files"]), still
+
+    cluster.start_again()
+    job = server.finished(job_id, timeout=240)
+    assert job["status"] == "done", job
+    assert all(f["status"] == "done" for f in job["files"]), job
+    entries = server.entries_of(job_id)
+    assert sorted(e["name"] for e in entries) == sorted(Path(c).name for c in LONGER)
+    assert "goes back to the queue" in server.log.read_text(errors="replace")

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from tingji.config import Settings
 from tingji.server.app import create_app
 from tingji.types import JobFile, JobStatus
-from tingji.ui.app import login_check
+from tingji.ui.app import _title, login_check
 from tingji.ui.batch import percent, progress_html
 from tingji.ui.common import clock, highlight, status_line
 from tingji.ui.history import day_start
@@ -150,3 +150,15 @@ def test_the_transcripts_correction_function_takes_only_what_it_expects(tmp_path
     assert service.get_entry(entry_id).text == "你好<b>明天见"
     assert "Nothing was recognised" not in render(service.get_entry(entry_id), "en")
     service.close()
+
+
+def test_the_page_says_where_audio_goes(settings: Settings) -> None:
+    """One box: nothing leaves the machine. A shared database or a cluster: the audio goes to
+    those machines, which the page must not deny."""
+    alone = _title("zh", settings)
+    assert "音频不离开这台机器" in alone
+    shared = settings.model_copy(update={"database_url": "postgresql://db.lan/tingji"})
+    assert "音频不离开这台机器" not in _title("zh", shared)
+    assert "any cloud service" in _title("en", shared)
+    cluster = settings.model_copy(update={"ray_address": "head.lan:6379"})
+    assert "your own servers" in _title("en", cluster)

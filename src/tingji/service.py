@@ -49,7 +49,7 @@ from tingji.types import (
 )
 
 if TYPE_CHECKING:
-    from tingji.cluster.dispatch import RayDispatch
+    from tingji.cluster.bridge import ClusterBridge
 
 log = logging.getLogger("tingji")
 
@@ -93,7 +93,7 @@ class Tingji(SpeakerService):
         )
         self._storage: Storage | None = None
         self._runner: JobRunner | None = None
-        self._dispatch: RayDispatch | None = None
+        self._dispatch: ClusterBridge | None = None
         self._ticket_key = secrets.token_bytes(32)
         self._slots = threading.BoundedSemaphore(self.settings.workers + self.settings.max_queue)
         self._workers = threading.BoundedSemaphore(self.settings.workers)
@@ -454,9 +454,9 @@ class Tingji(SpeakerService):
     def runner(self) -> JobRunner:
         if self._runner is None:
             if self.settings.ray_address:
-                from tingji.cluster.dispatch import RayDispatch
+                from tingji.cluster.bridge import ClusterBridge
 
-                dispatch = self._dispatch = RayDispatch(self.settings, self._voice_embeddings)
+                dispatch = self._dispatch = ClusterBridge(self.settings, self._voice_embeddings)
 
                 def on_cluster(path: Path, *rest: Any) -> Any:  # the audio here first
                     return dispatch.recognise(self.audio_store.local(path.name) or path, *rest)
@@ -493,12 +493,11 @@ class Tingji(SpeakerService):
         when none is configured; an unreachable one says so in ``error``."""
         if not self.settings.ray_address:
             return None
-        from tingji.cluster.connect import cluster_info
-
-        info = cluster_info(self.settings.ray_address)
-        if self._dispatch is not None:
-            info.running, info.models = self._dispatch.load()
-        return info
+        if self._dispatch is None:  # asked of the driver process: this one never joins Ray
+            self.runner  # noqa: B018 - makes the bridge
+        assert self._dispatch is not None
+        self._dispatch.start()
+        return self._dispatch.info()
 
     def start_jobs(self) -> None:
         """Start the batch runner (resuming files a killed server left unfinished), after

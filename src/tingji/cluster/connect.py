@@ -46,7 +46,7 @@ def connect(address: str) -> ModuleType:
             if _address not in (None, address):
                 raise ClusterError(f"already joined the Ray cluster at {_address}, not {address}")
             return ray
-        _check_reachable(address)
+        check_reachable(address)
         try:
             ray.init(
                 address=None if address == "local" else address,
@@ -62,7 +62,7 @@ def connect(address: str) -> ModuleType:
     return ray
 
 
-def _check_reachable(address: str) -> None:
+def check_reachable(address: str) -> None:
     """Fail fast on a host:port that does not answer (Ray itself retries for a minute)."""
     if address in ("auto", "local"):
         return

@@ -9,7 +9,9 @@ transcript comes back with the node's name and is saved here, by ``finish_file``
 check keeps it to one history entry per file.
 
 A recogniser whose process or node dies takes no file with it: the file starts again on
-another recogniser, up to ``ray_max_attempts`` times, then fails with the reason. A keeper
+another recogniser, up to ``ray_max_attempts`` times, then fails with the reason; when the
+cluster's head does not answer either, the file goes back to the queue instead (the cluster is
+down, not the file's fault). A keeper
 thread fits the pool to the cluster every few seconds: recognisers on nodes that left are
 dropped, nodes that joined get theirs.
 """
@@ -28,12 +30,12 @@ from typing import Any
 
 import numpy as np
 
-from tingji.cluster.connect import connect, nodes
+from tingji.cluster.connect import check_reachable, connect, nodes
 from tingji.cluster.plan import Slot, plan
 from tingji.cluster.worker import Outcome, Recogniser, shipped_settings
 from tingji.config import Settings
 from tingji.errors import ClusterError, TingjiError
-from tingji.jobs.runner import FileProgress, JobCancelled, Recognised
+from tingji.jobs.runner import FileProgress, JobCancelled, Recognised, Requeue
 from tingji.types import TranscribeOptions, options_to_dict
 
 log = logging.getLogger("tingji.cluster")
@@ -276,6 +278,8 @@ class RayDispatch:
                 outcome = self._run(ray, worker, audio, request, progress)
             except _Lost as lost:
                 self._drop(worker)
+                if not self._head_answers():  # the whole cluster went: no attempt is spent
+                    raise Requeue(f"the Ray cluster's head does not answer ({lost})") from lost
                 log.warning(
                     "%s: the recogniser on %s was lost (%s)%s",
                     path.name,
@@ -297,6 +301,13 @@ class RayDispatch:
         raise ClusterError(
             f"the cluster lost the worker of this file {attempts} times (last on {last})"
         )
+
+    def _head_answers(self) -> bool:
+        try:
+            check_reachable(self.settings.ray_address or "auto")
+        except ClusterError:
+            return False
+        return True
 
     def _audio(self, ray: ModuleType, path: Path) -> Any:
         if self.settings.ray_audio == "shared":

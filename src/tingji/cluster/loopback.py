@@ -213,6 +213,28 @@ class LocalCluster:
                         continue
         return killed
 
+    def kill_all_nodes(self, spare: psutil.Process) -> int:
+        """Kill every process of the cluster at once, head included, as if all its machines
+        died; ``spare`` and its children (a server that talks to the cluster) live on. Returns
+        how many processes were killed; :meth:`start_again` makes a new cluster there."""
+        keep = {spare.pid, *(child.pid for child in spare.children(recursive=True))}
+        victims = [p for p in self.namespace.processes() if p.pid not in keep]
+        for victim in victims:
+            try:
+                victim.kill()
+            except psutil.Error:
+                continue
+        psutil.wait_procs(victims, timeout=10)
+        return len(victims)
+
+    def start_again(self, cpus: Sequence[int] = (1, 1)) -> None:
+        """A new cluster at the same address (a new head, then the other nodes)."""
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+        self.temp_dir = tempfile.mkdtemp(prefix="tj-ray-", dir="/tmp")
+        self.nodes = []
+        for count in cpus:
+            self.add_node(count)
+
     def close(self) -> None:
         """Kill every process in the namespace (the cluster and whatever talked to it)."""
         self.namespace.kill_all()

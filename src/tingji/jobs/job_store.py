@@ -257,6 +257,10 @@ class JobStore(HistoryStore):
         live servers call this now and then."""
         return self._requeue("lease_until < ?", [time.time()])
 
+    def requeue_file(self, job_id: str, file_id: int) -> bool:
+        """One running file back to the queue: what ran it went away before it finished."""
+        return self._requeue("job_id = ? AND id = ?", [job_id, file_id]) > 0
+
     def _requeue(self, condition: str, params: list[Any]) -> int:
         with self._transaction() as db:
             cursor = db.execute(

@@ -92,6 +92,11 @@ class JobCancelled(Exception):
     """Raised inside a running file when its job was cancelled."""
 
 
+class Requeue(Exception):
+    """Raised by a ``recognise`` whose workers went away under the file (a cluster that stopped
+    answering): the file goes back to the queue, to run again once there are workers."""
+
+
 class JobRunner:
     def __init__(
         self,
@@ -260,6 +265,11 @@ class JobRunner:
         except JobCancelled:
             log.info("job %s: stopped %s (cancelled or deleted, here or on another server)",
                      job_id, name)  # fmt: skip
+            return
+        except Requeue as again:
+            log.warning("job %s: %s goes back to the queue: %s", job_id, name, again)
+            self.storage.requeue_file(job_id, file_id)
+            self._wake.set()
             return
         except TingjiError as exc:
             message = exc.message

@@ -34,7 +34,7 @@ def build(service: Tingji, files: UiFiles) -> gr.Blocks:
         page = Page(service, tr, gr.State(DEFAULT_LANG), Scratch(files.scratch), files)
         with gr.Row(elem_id="tj-header", equal_height=True):
             with gr.Column(scale=4, min_width=240):
-                title = gr.Markdown(_title(DEFAULT_LANG), elem_id="tj-title")
+                title = gr.Markdown(_title(DEFAULT_LANG, service.settings), elem_id="tj-title")
             switch = tr(
                 gr.Radio,
                 choices=[("中文", "zh"), ("English", "en")],
@@ -58,7 +58,7 @@ def build(service: Tingji, files: UiFiles) -> gr.Blocks:
         tables = tr.tables
 
         def relabel(lang: str, table_values: tuple[Any, ...]) -> list[Any]:
-            return [lang, _title(lang), *tr.updates(lang, table_values)]
+            return [lang, _title(lang, service.settings), *tr.updates(lang, table_values)]
 
         def on_open(request: gr.Request, *table_values: Any) -> list[Any]:
             return relabel(lang_of(request.query_params.get("lang")), table_values)
@@ -77,8 +77,12 @@ def build(service: Tingji, files: UiFiles) -> gr.Blocks:
     return blocks
 
 
-def _title(lang: str) -> str:
-    return f"## {t('app.title', lang)}\n{t('app.subtitle', lang)}"
+def _title(lang: str, settings: Settings) -> str:
+    # audio goes to the cluster's nodes, or into a database on another machine: still yours
+    shared = bool(settings.ray_address or settings.database_url)
+    return (
+        f"## {t('app.title', lang)}\n{t('app.subtitle.shared' if shared else 'app.subtitle', lang)}"
+    )
 
 
 def login_check(settings: Settings) -> Callable[[str, str], bool] | None:

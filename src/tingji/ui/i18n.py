@@ -24,6 +24,10 @@ TEXTS: dict[str, tuple[str, str]] = {
         "本机识别，音频不离开这台机器。",
         "Recognised on this machine; no audio leaves it.",
     ),
+    "app.subtitle.shared": (
+        "在你自己的服务器上识别，音频不经过任何云服务。",
+        "Recognised on your own servers; no audio goes to any cloud service.",
+    ),
     "app.lang": ("界面语言", "Language"),
     "tab.single": ("单文件识别", "Single file"),
     "tab.batch": ("批量处理", "Batch"),
