@@ -8,6 +8,7 @@ order: bulk mode first (the server's recognisers then hold every CPU), the node'
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 import subprocess
 import sys
@@ -23,7 +24,7 @@ import psutil
 import pytest
 
 from tingji.audio import load
-from tingji.cluster.loopback import LocalCluster, Namespace, unavailable
+from tingji.cluster.loopback import CLIENT_PORT, LocalCluster, Namespace, unavailable
 from tingji.types import SpeakerTurn
 
 from .conftest import shared_clip, write_wav
@@ -175,6 +176,51 @@ def server(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> I
             process.wait(20)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+RAY_CLIENT = r"""
+import json, sys
+from pathlib import Path
+from tingji.cluster.bridge import ClusterBridge
+from tingji.config import Settings
+from tingji.jobs.runner import FileProgress
+from tingji.types import TranscribeOptions
+
+settings = Settings(ray_address=sys.argv[1], data_dir=sys.argv[2])
+bridge = ClusterBridge(settings, lambda: {})
+seen = []
+try:
+    assert bridge.reserve(150), "no recogniser came up"
+    done = bridge.recognise(
+        Path(sys.argv[3]), TranscribeOptions(language="zh"), settings.model,
+        FileProgress(lambda done, total: seen.append(done) or True),
+    )
+    info = bridge.info()
+    print(json.dumps({"node": done.node, "text": done.transcript.text, "progress": seen,
+                      "nodes": len(info.nodes), "error": info.error}))
+finally:
+    bridge.close()
+"""
+
+
+def test_a_server_reaches_the_cluster_through_ray_client(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    """``TINGJI_RAY_ADDRESS=ray://HEAD:10001``: the same recognisers through Ray Client (first
+    in the module: later the server's recognisers hold every CPU)."""
+    clip = shared_clip(LONGER[0])
+    address = f"ray://127.0.0.1:{CLIENT_PORT}"
+    run = cluster.namespace.run(
+        [sys.executable, "-c", RAY_CLIENT, address, str(tmp_path / "data"), str(clip)],
+        env=cluster.env,
+        capture_output=True,
+        timeout=240,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    got = json.loads(run.stdout.strip().splitlines()[-1])
+    assert got["node"] and "(127.0.0.1," in got["node"], got
+    assert "周一到周五" in got["text"], got
+    assert got["progress"] and got["nodes"] == 2 and got["error"] is None, got
 
 
 def test_bulk_mode_spreads_over_the_nodes_and_resumes(

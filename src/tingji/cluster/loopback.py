@@ -29,6 +29,8 @@ import psutil
 
 CLONE_NEWNET = 0x40000000
 HEAD_PORT = 6379
+CLIENT_PORT = 10001
+"""Where the head answers Ray Client (``ray://127.0.0.1:10001``)."""
 FAST_FAILURE = {
     "health_check_period_ms": 1000,
     "health_check_timeout_ms": 1000,
@@ -186,6 +188,7 @@ class LocalCluster:
                 f"--port={HEAD_PORT}",
                 f"--temp-dir={self.temp_dir}",
                 "--include-dashboard=false",
+                f"--ray-client-server-port={CLIENT_PORT}",
                 f"--system-config={json.dumps(FAST_FAILURE)}",
                 *common,
             )
