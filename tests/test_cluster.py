@@ -186,7 +186,7 @@ from tingji.config import Settings
 from tingji.jobs.runner import FileProgress
 from tingji.types import TranscribeOptions
 
-settings = Settings(ray_address=sys.argv[1], data_dir=sys.argv[2])
+settings = Settings(ray_address=sys.argv[1], data_dir=sys.argv[2], ray_audio=sys.argv[4])
 bridge = ClusterBridge(settings, lambda: {})
 seen = []
 try:
@@ -203,15 +203,21 @@ finally:
 """
 
 
-def test_a_server_reaches_the_cluster_through_ray_client(
-    cluster: LocalCluster, tmp_path: Path
+@pytest.mark.parametrize(
+    ("address", "audio"),
+    [(f"ray://127.0.0.1:{CLIENT_PORT}", "object_store"), ("127.0.0.1:6379", "shared")],
+    ids=["ray-client", "shared-audio"],
+)
+def test_a_server_reaches_the_cluster_through_ray_client_or_shares_its_audio(
+    cluster: LocalCluster, tmp_path: Path, address: str, audio: str
 ) -> None:
-    """``TINGJI_RAY_ADDRESS=ray://HEAD:10001``: the same recognisers through Ray Client (first
-    in the module: later the server's recognisers hold every CPU)."""
-    clip = shared_clip(LONGER[0])
-    address = f"ray://127.0.0.1:{CLIENT_PORT}"
+    """``TINGJI_RAY_ADDRESS=ray://HEAD:10001``: the same recognisers through Ray Client; and
+    ``TINGJI_RAY_AUDIO=shared``: nodes read the upload where the server keeps it (here every
+    node sees this machine's disk). First in the module: later the server's recognisers hold
+    every CPU."""
+    clip = shutil.copy(shared_clip(LONGER[0]), tmp_path / "upload.wav")
     run = cluster.namespace.run(
-        [sys.executable, "-c", RAY_CLIENT, address, str(tmp_path / "data"), str(clip)],
+        [sys.executable, "-c", RAY_CLIENT, address, str(tmp_path / "data"), str(clip), audio],
         env=cluster.env,
         capture_output=True,
         timeout=240,
