@@ -52,7 +52,6 @@ class ClusterBridge:
         self._send_lock = threading.Lock()
         self._process: Any = None
         self._conn: Any = None
-        self._generation = 0
         self._inbox: dict[Any, queue.SimpleQueue[tuple[Any, ...]]] = {}
         self._rids = itertools.count()
         self._stop = threading.Event()
@@ -107,7 +106,6 @@ class ClusterBridge:
         theirs.close()
         with self._lock:
             self._process, self._conn = process, mine
-            self._generation += 1
         self._up.set()
         try:
             while True:
