@@ -27,6 +27,12 @@ from typing import Any
 
 import numpy as np
 
+from tingji.cluster.connect import cluster_info
+from tingji.cluster.dispatch import RayDispatch
+from tingji.errors import TingjiError
+from tingji.jobs.runner import FileProgress, JobCancelled, Requeue
+from tingji.types import options_from_dict
+
 GCS_GONE_S = 20
 """Seconds without an answer from the cluster's head after which Ray ends this process (its
 own default is 60); the bridge then starts another, which waits for the head to be back."""
@@ -43,13 +49,10 @@ def main(conn: Connection, settings: Any, log_level: str) -> None:
 
 class Agent:
     def __init__(self, conn: Connection, settings: Any) -> None:
-        from tingji.cluster.dispatch import RayDispatch
-
         self.conn = conn
         self.settings = settings
         self._send_lock = threading.Lock()
-        self._voices_of = threading.local()
-        self.dispatch = RayDispatch(settings, lambda: self._voices_of.value)
+        self.dispatch = RayDispatch(settings)
         self._lanes: dict[Any, queue.SimpleQueue[tuple[str, tuple[Any, ...]] | None]] = {}
         self._cancelled: set[str] = set()
 
@@ -107,10 +110,6 @@ class Agent:
         model: str,
         voices: dict[str, np.ndarray],
     ) -> None:
-        from tingji.errors import TingjiError
-        from tingji.jobs.runner import FileProgress, JobCancelled, Requeue
-        from tingji.types import options_from_dict
-
         progress: FileProgress
 
         def report(done: float, total: float | None) -> bool:
@@ -118,10 +117,9 @@ class Agent:
             return ticket not in self._cancelled
 
         progress = FileProgress(report)
-        self._voices_of.value = voices
         try:
-            options_ = options_from_dict(options)
-            result = self.dispatch.recognise(Path(path), options_, model, progress)
+            asked = options_from_dict(options)
+            result = self.dispatch.recognise(Path(path), asked, model, progress, voices)
         except JobCancelled:
             self.send("failed", ticket, "cancelled", "")
         except Requeue as again:
@@ -140,7 +138,5 @@ class Agent:
         if what == "load":
             value: Any = self.dispatch.load()
         else:
-            from tingji.cluster.connect import cluster_info
-
             value = cluster_info(self.settings.ray_address)
         self.send("answer", rid, value)

@@ -80,14 +80,14 @@ class ClusterBridge:
             self._supervisor.join(5.0)
 
     def _supervise(self) -> None:
-        failures = 0
+        quick = 0  # ends in a row that came within a minute of the start
         while not self._stop.is_set():
             began = time.monotonic()
             self._run_driver()
             if self._stop.is_set():
                 return
-            failures = 0 if time.monotonic() - began > 60 else failures + 1
-            wait = RESTART_S[min(failures, len(RESTART_S)) - 1] if failures else RESTART_S[0]
+            quick = quick + 1 if time.monotonic() - began <= 60 else 0
+            wait = RESTART_S[min(max(quick - 1, 0), len(RESTART_S) - 1)]
             log.warning("the Ray driver process ended; starting it again in %.0f s", wait)
             self._stop.wait(wait)
 

@@ -22,7 +22,6 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -66,12 +65,12 @@ class _Lost(Exception):
 
 
 class RayDispatch:
-    """Recognise job files on the cluster at ``settings.ray_address``; the runner's
-    ``recognise`` and its :class:`~tingji.jobs.runner.Workers`."""
+    """Recognise job files on the cluster at ``settings.ray_address``, with the
+    :class:`~tingji.jobs.runner.Workers` places of the runner's lanes (run by
+    :mod:`tingji.cluster.agent`, the server's driver process)."""
 
-    def __init__(self, settings: Settings, voices: Callable[[], dict[str, np.ndarray]]) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._voices = voices
         self._cond = threading.Condition()
         self._models: list[_Model] = []
         self._reserved = 0
@@ -262,13 +261,17 @@ class RayDispatch:
 
     # -- one file ------------------------------------------------------------------------------
     def recognise(
-        self, path: Path, options: TranscribeOptions, model: str, progress: FileProgress
+        self,
+        path: Path,
+        options: TranscribeOptions,
+        model: str,
+        progress: FileProgress,
+        voices: dict[str, np.ndarray],
     ) -> Recognised:
-        """Recognise one stored upload on the cluster (blocking); retried elsewhere when the
-        recogniser running it dies."""
+        """Recognise one stored upload on the cluster (blocking), labelling the enrolled
+        ``voices`` when it diarizes; retried elsewhere when the recogniser running it dies."""
         ray = self._joined()
         audio = self._audio(ray, path)
-        voices = self._voices() if options.diarize else {}
         request = (path.name, options_to_dict(options), model, voices)
         attempts, last = self.settings.ray_max_attempts, ""
         for attempt in range(1, attempts + 1):
