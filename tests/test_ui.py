@@ -758,6 +758,98 @@ def test_english_by_switch_and_by_query(open_page: Any, tmp_path: Path) -> None:
     shot(page, tmp_path, "english-query")
 
 
+def test_a_switch_relabels_gradios_own_texts_at_once(open_page: Any, tmp_path: Path) -> None:
+    """Gradio's own texts (the upload area, the recorder's button, the clear button) change
+    language with the switch, without a reload and with the page kept as it is (a file
+    uploaded stays); what Gradio draws after a switch is in the new language too."""
+    from tingji.ui.i18n import t
+
+    page = open_page("?lang=zh")
+    page.evaluate("window.tjNotReloaded = true")
+    single = page.locator("#tj-single-file")
+    recorder = page.locator(".tj-mic-recorder")
+    page.get_by_text(t("single.record", "zh"), exact=True).click()
+    expect(single).to_contain_text("将文件拖放到此处")
+    expect(single).to_contain_text("点击上传")
+    expect(recorder.get_by_role("button", name="录制", exact=True)).to_be_visible()
+
+    page.locator("#tj-lang").get_by_text("English").click()
+    expect(page.get_by_role("tab").first).to_have_text(TABS_EN[0])
+    expect(single).to_contain_text("Drop File Here")
+    expect(single).to_contain_text("- or -")
+    expect(single).to_contain_text("Click to Upload")
+    expect(single).not_to_contain_text("拖放")
+    expect(recorder.get_by_role("button", name="Record", exact=True)).to_be_visible()
+    shot(page, tmp_path, "switched-to-english")
+
+    clip = shared_clip(MANDARIN)
+    single.locator("input[type=file]").set_input_files(clip)
+    uploaded = single.get_by_role("cell", name=clip.name, exact=True)
+    expect(uploaded).to_be_visible()
+    expect(single.get_by_role("button", name="Clear", exact=True)).to_be_visible()
+    page.locator("#tj-lang").get_by_text("中文").click()
+    expect(page.get_by_role("tab").first).to_have_text(TABS_ZH[0])
+    expect(single.get_by_role("button", name="清除", exact=True)).to_be_visible()
+    expect(uploaded).to_be_visible()  # the file is kept
+    expect(recorder.get_by_role("button", name="录制", exact=True)).to_be_visible()
+    expect(recorder).not_to_contain_text("Record")
+
+    single.get_by_role("button", name="清除", exact=True).click()  # Gradio draws it anew
+    expect(single).to_contain_text("将文件拖放到此处")
+    page.locator("#tj-lang").get_by_text("English").click()
+    expect(single).to_contain_text("Drop File Here")
+    expect(single).not_to_contain_text("拖放")
+    shot(page, tmp_path, "switched-back-and-forth")
+    assert page.evaluate("window.tjNotReloaded") is True, "the switch reloaded the page"
+    assert page.url.endswith("?lang=en")
+
+
+def test_without_gradios_i18n_module_a_switch_reloads_only_a_page_with_nothing_to_lose(
+    browser: Any, server: Server
+) -> None:
+    """Should a Gradio build lack the module lang.js changes Gradio's language with, a switch
+    reloads the page in the new language while it holds nothing of the user's; once it does
+    (a file uploaded), Gradio's texts wait for the next load and the file stays."""
+
+    def without_the_module(route: Any) -> None:
+        page = route.fetch()
+        text = page.text()
+        told = re.sub(r'const GRADIO_I18N = "[^"]*";', "const GRADIO_I18N = null;", text)
+        assert told != text, "lang.js names no Gradio i18n module"
+        route.fulfill(response=page, body=told)
+
+    context = browser.new_context(viewport=DESKTOP, locale="zh-CN")
+    try:
+        context.route(lambda url: url.startswith(server.url + "?"), without_the_module)
+        page = context.new_page()
+        page.goto(server.url + "?lang=zh")
+        page.wait_for_selector("#tj-tabs")
+        single = page.locator("#tj-single-file")
+        expect(single).to_contain_text("将文件拖放到此处")
+        page.evaluate("window.tjNotReloaded = true")
+        page.locator("#tj-lang").get_by_text("English").click()
+        expect(single).to_contain_text("Drop File Here")
+        expect(page.get_by_role("tab").first).to_have_text(TABS_EN[0])
+        assert page.evaluate("window.tjNotReloaded") is None, "an empty page was not reloaded"
+        assert page.url.endswith("?lang=en")
+
+        page.evaluate("window.tjNotReloaded = true")
+        clip = shared_clip(MANDARIN)
+        single.locator("input[type=file]").set_input_files(clip)
+        uploaded = single.get_by_role("cell", name=clip.name, exact=True)
+        expect(uploaded).to_be_visible()
+        page.locator("#tj-lang").get_by_text("中文").click()
+        expect(page.get_by_role("tab").first).to_have_text(TABS_ZH[0])
+        page.wait_for_timeout(1000)  # (a reload would have begun)
+        expect(uploaded).to_be_visible()
+        assert page.evaluate("window.tjNotReloaded") is True, "the file was lost to a reload"
+        page.reload()
+        page.wait_for_selector("#tj-tabs")
+        expect(single).to_contain_text("将文件拖放到此处")
+    finally:
+        context.close()
+
+
 def test_release_memory_shows_before_and_after(open_page: Any, tmp_path: Path) -> None:
     page = open_page()
     select_tab(page, "系统")

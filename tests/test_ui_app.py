@@ -14,6 +14,7 @@ from tingji.types import JobFile, JobStatus
 from tingji.ui.app import _title, login_check
 from tingji.ui.batch import percent, progress_html
 from tingji.ui.common import clock, highlight, status_line
+from tingji.ui.early import gradio_i18n, script
 from tingji.ui.history import day_start
 from tingji.ui.i18n import TEXTS, lang_of, t
 
@@ -65,6 +66,19 @@ def test_every_text_in_both_languages() -> None:
     assert t("tab.single", "en") == "Single file"
     assert lang_of("en-US") == "en"
     assert lang_of(None) == lang_of("fr") == lang_of("zh") == "zh"
+
+
+def test_the_page_script_is_told_where_gradios_i18n_module_is(tmp_path: Path) -> None:
+    """lang.js switches Gradio's own texts through the module that exports changeLocale: found
+    in the installed Gradio by its exports, whatever the build named it; none elsewhere."""
+    found = gradio_i18n()
+    assert found is not None and found.startswith("assets/") and found.endswith(".js")
+    assert f'const GRADIO_I18N = "{found}";' in script()
+    (tmp_path / "Settings-x1.js").write_text('import{changeLocale as re}from"./core-x2.js";')
+    (tmp_path / "core-x2.js").write_text("function bt(e){}export{bt as changeLocale,pt as zz};")
+    assert gradio_i18n(str(tmp_path)) is None  # no process_langs (its catalogues)
+    (tmp_path / "core-x2.js").write_text("export{bt as changeLocale,pt as process_langs};")
+    assert gradio_i18n(str(tmp_path)) == "assets/core-x2.js"
 
 
 def test_highlight_marks_terms_and_escapes() -> None:
