@@ -256,7 +256,7 @@ def build(page: Page) -> None:
         try:
             entry = service.get_entry(entry_id)
         except TingjiError as exc:
-            gr.Warning(message(exc, lang))
+            gr.Warning(message(exc, lang), title=t("app.warning", lang))
             return gr.update(), gr.update()
         names = list(dict.fromkeys(s.speaker for s in entry.segments if s.speaker))
         folder = page.scratch.new_dir()

@@ -29,6 +29,7 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Recognised on your own servers; no audio goes to any cloud service.",
     ),
     "app.lang": ("界面语言", "Language"),
+    "app.warning": ("注意", "Warning"),
     "tab.single": ("单文件识别", "Single file"),
     "tab.batch": ("批量处理", "Batch"),
     "tab.live": ("实时录音", "Live"),
