@@ -111,7 +111,7 @@ def test_one_speakers_two_sentences_sound_alike_and_others_do_not(diarizer: Diar
 def test_a_voice_is_the_same_voice_nearer_or_farther_from_the_microphone(
     diarizer: Diarizer,
 ) -> None:
-    """The encoder reads linear mel power: without levelling both ways, 12 dB louder scored ~0.85."""
+    """The encoder reads linear mel power: not levelled both ways, 12 dB louder scored ~0.85."""
     clip = load(shared_clip(B))
     voices = diarizer.embedder.embed([clip, clip * 4.0, clip / 4.0])
     assert float(voices[0] @ voices[1]) > 0.99

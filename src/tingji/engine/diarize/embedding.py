@@ -94,9 +94,10 @@ def mel_power(wav: np.ndarray) -> np.ndarray:
 def _normalise_volume(wav: np.ndarray) -> np.ndarray:
     """Bring a clip to the same loudness, up or down.
 
-    The encoder reads linear mel power, so its vector moves with the level: the same voice 6 dB louder
-    scores only ~0.95 against itself, 12 dB louder ~0.85. Resemblyzer only raises quiet clips; lowering
-    loud ones too makes a speaker's pieces agree however near the microphone they sat.
+    The encoder reads linear mel power, so its vector moves with the level: the same voice 6 dB
+    louder scores only ~0.95 against itself, 12 dB louder ~0.85. Resemblyzer only raises quiet
+    clips; lowering loud ones too makes a speaker's pieces agree however near the microphone
+    they sat.
     """
     rms = float(np.sqrt(np.mean(np.square(wav, dtype=np.float64)))) if len(wav) else 0.0
     if rms <= 1e-6:
