@@ -14,7 +14,8 @@ from tingji.audio import load
 from tingji.engine import speakers as floor
 from tingji.engine.backend import Word
 from tingji.engine.diarize import SpeakerCount, load_diarizer, weights
-from tingji.engine.diarize.pipeline import Diarization, Diarizer
+from tingji.engine.diarize.pipeline import Diarization, Diarizer, _Node, _reconstruct
+from tingji.engine.diarize.segmentation import FRAME_STEP, FRAMES, WindowActivity
 from tingji.engine.diarize.voices import name_speakers
 from tingji.errors import ModelError
 from tingji.scoring import diarization_error, read_rttm
@@ -185,6 +186,20 @@ def test_the_floor_stays_with_who_was_talking_through_a_backchannel() -> None:
     holds = floor.floor(turns, 15.0)
     assert [(h.speaker, h.start, h.end) for h in holds] == [("S1", 0.0, 10.0), ("S2", 10.0, 15.0)]
     assert floor.changes(holds) == [10.0]
+
+
+def test_what_silero_cut_off_a_run_stays_with_that_runs_speaker() -> None:
+    """Local speaker 0 talks over frames 0-200; Silero heard only 40-160 (one run, speaker 1's).
+    The onset and the tail are that speaker's too, not whoever happens to be numbered 0."""
+    active = np.zeros((FRAMES, 3), np.uint8)
+    active[0:200, 0] = 1
+    active[300:400, 1] = 1
+    window = WindowActivity(0.0, active, active.astype(np.float32) * 0.9)
+    nodes = [_Node(0, 0, 40, 160), _Node(0, 1, 300, 400)]
+    turns, names = _reconstruct([window], nodes, [1, 0], duration=10.0)
+    first = [t for t in turns if t.start < 3.0]
+    assert [t.speaker for t in first] == [names[1]]
+    assert first[0].start < 0.1 and first[0].end > 200 * FRAME_STEP
 
 
 def test_words_are_cut_at_the_change_and_kept_whole() -> None:

@@ -543,6 +543,7 @@ def _reconstruct(
     by_window: dict[int, list[int]] = {}
     for i, node in enumerate(nodes):
         by_window.setdefault(node.window, []).append(i)
+    runs_of = _runs_by_local_speaker(nodes)
     for w, window in enumerate(windows):
         offset = int(round(window.start / FRAME_STEP))
         seen[offset : offset + FRAMES] += 1
@@ -553,7 +554,7 @@ def _reconstruct(
             activation[span, labels[i]] += window.soft[node.first : node.last, node.local]
         for k in range(LOCAL_SPEAKERS):
             _fill_left_out(
-                activation[offset : offset + FRAMES], window, k, nodes, by_window.get(w, []), labels
+                activation[offset : offset + FRAMES], window, k, nodes, runs_of.get((w, k)), labels
             )
     seen = np.maximum(seen, 1)
     count = np.rint(count / seen).astype(int)
@@ -594,13 +595,12 @@ def _fill_left_out(
     window: WindowActivity,
     local: int,
     nodes: list[_Node],
-    members: list[int],
+    mine: list[int] | None,
     labels: list[int],
 ) -> None:
-    """Add to ``activation`` (the window's frames) the frames where ``local`` talks but no run
-    of it does (Silero VAD cut them off: onsets, tails, soft words), each frame for the speaker of
-    the local speaker's nearest run in this window."""
-    mine = [i for i in members if nodes[i].local == local]
+    """Add to ``activation`` (the window's frames) the frames where ``local`` talks but none of
+    its runs ``mine`` does (Silero VAD cut them off: onsets, tails, soft words), each frame for
+    the speaker of the nearest of those runs."""
     if not mine:
         return
     covered = np.zeros(FRAMES, dtype=bool)
