@@ -14,8 +14,10 @@ from tingji.audio import load
 from tingji.engine import speakers as floor
 from tingji.engine.backend import Word
 from tingji.engine.diarize import SpeakerCount, load_diarizer, weights
-from tingji.engine.diarize.pipeline import Diarization, Diarizer, _Node, _reconstruct
+from tingji.engine.diarize.pipeline import Diarization, Diarizer
+from tingji.engine.diarize.reconstruction import reconstruct
 from tingji.engine.diarize.segmentation import FRAME_STEP, FRAMES, WindowActivity
+from tingji.engine.diarize.tracks import Run
 from tingji.engine.diarize.voices import name_speakers
 from tingji.errors import ModelError
 from tingji.scoring import diarization_error, read_rttm
@@ -195,8 +197,8 @@ def test_what_silero_cut_off_a_run_stays_with_that_runs_speaker() -> None:
     active[0:200, 0] = 1
     active[300:400, 1] = 1
     window = WindowActivity(0.0, active, active.astype(np.float32) * 0.9)
-    nodes = [_Node(0, 0, 40, 160), _Node(0, 1, 300, 400)]
-    turns, names = _reconstruct([window], nodes, [1, 0], duration=10.0)
+    nodes = [Run(0, 0, 40, 160), Run(0, 1, 300, 400)]
+    turns, names = reconstruct([window], nodes, [1, 0], duration=10.0)
     first = [t for t in turns if t.start < 3.0]
     assert [t.speaker for t in first] == [names[1]]
     assert first[0].start < 0.1 and first[0].end > 200 * FRAME_STEP
