@@ -157,8 +157,10 @@ class GE2EEmbedder:
 
     @staticmethod
     def _partials(mel: np.ndarray) -> list[np.ndarray]:
+        # a clip shorter than one partial is read as it is: padded with silence, as Resemblyzer
+        # does, the LSTM's last state is the state after that silence
         if len(mel) <= PARTIAL_FRAMES:
-            return [np.pad(mel, ((0, PARTIAL_FRAMES - len(mel)), (0, 0)))]
+            return [mel]
         starts = list(range(0, len(mel) - PARTIAL_FRAMES + 1, _PARTIAL_STEP))
         tail = len(mel) - (starts[-1] + PARTIAL_FRAMES)
         if tail > 0.75 * _PARTIAL_STEP:
@@ -166,25 +168,25 @@ class GE2EEmbedder:
         return [mel[s : s + PARTIAL_FRAMES] for s in starts]
 
     def embed(self, clips: list[np.ndarray]) -> np.ndarray:
-        """Each clip's partials (1.6 s of mel frames) go through the LSTM ``BATCH`` at a time as
-        they come, so memory stays bounded however many clips there are."""
+        """Each clip's partials (1.6 s of mel frames; a shorter clip whole) go through the LSTM
+        ``BATCH`` of one length at a time as they come, so memory stays bounded however many
+        clips there are."""
         sums = np.zeros((len(clips), self.dimension), np.float64)
-        partials: list[np.ndarray] = []
-        owners: list[int] = []
+        waiting: dict[int, tuple[list[np.ndarray], list[int]]] = {}
 
-        def flush() -> None:
+        def flush(length: int) -> None:
+            partials, owners = waiting.pop(length)
             rows = self._forward(np.stack(partials))
             np.add.at(sums, np.array(owners), rows)
-            partials.clear()
-            owners.clear()
 
         for index, clip in enumerate(clips):
             for part in self._partials(mel_power(_normalise_volume(clip))):
+                partials, owners = waiting.setdefault(len(part), ([], []))
                 partials.append(part)
                 owners.append(index)
                 if len(partials) == BATCH:
-                    flush()
-        if partials:
-            flush()
+                    flush(len(part))
+        for length in list(waiting):
+            flush(length)
         norms = np.linalg.norm(sums, axis=1, keepdims=True)
         return (sums / np.maximum(norms, 1e-9)).astype(np.float32)
