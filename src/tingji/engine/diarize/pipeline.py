@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tingji.engine.diarize.changes import cut_at_changes_of_voice
 from tingji.engine.diarize.clustering import agglomerate, unit
 from tingji.engine.diarize.embedding import SpeakerEmbedder
 from tingji.engine.diarize.reconstruction import reconstruct
@@ -208,10 +209,16 @@ class Diarizer:
                     centroids = np.vstack([centroids, embeddings[t][None]])
                 else:
                     track_label[t] = int(np.argmax(scores))
-        labels = [0] * len(nodes)
-        for t, track in enumerate(tracks):
-            for n in track:
-                labels[n] = int(track_label[t])
+        labels = cut_at_changes_of_voice(
+            audio,
+            windows,
+            nodes,
+            tracks,
+            track_label,
+            centroids,
+            self.embedder,
+            MIN_TRACK_SECONDS,
+        )
         return labels, centroids
 
 
