@@ -16,7 +16,10 @@
    speech is folded into the nearest; tracks too short for a reliable embedding join the
    nearest speaker afterwards (or become one when they talk over every known speaker); for those,
    the voice is weighed with the segmentation's continuity: the speaker of the same local
-   speaker's nearest run in the same window.
+   speaker's nearest run in the same window. A track that another local speaker overlaps
+   somewhere inside is cut there when its clean speech on the two sides sounds most like two
+   different speakers (the model sometimes carries one local speaker through an overlap into
+   the next person's turn; see ``changes``).
 4. **Reconstruction.** Per frame, the number of speakers is the segmentation's (averaged over the
    windows that see it), and that many of the speakers most active there are kept, each only
    where one of its runs talks. The frames of a local speaker that Silero cut off its runs
