@@ -32,7 +32,7 @@ import random
 import sys
 import wave
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -118,6 +118,10 @@ PLANS = tuple(
     )
 )
 """45 minutes in all: 2-5 speakers, 2-10 minutes, overlap in five files."""
+DRAWS = (2000, 4000)
+"""Held-out draws: the same ten plans with their seeds moved by these (other speakers, turns
+and overlaps), scored beside the ten but never tuned on and outside the bars: whether a result
+on the ten is the pipeline's or the draw's."""
 HOUR = Plan("hour_5spk", 5, 60, True, 7100)
 """An hour of conversation, for the cost of diarizing long recordings (memory, time)."""
 
@@ -284,13 +288,24 @@ def _overlap_seconds(turns: list[Turn], total: int) -> float:
     return float((voices > 1).sum() / RATE)
 
 
-def _current(folder: Path) -> list[dict[str, Any]] | None:
+def plans(draw: int = 0) -> tuple[Plan, ...]:
+    """The ten plans, their seeds moved by ``draw`` (0: the benchmark's own ten)."""
+    return tuple(replace(p, seed=p.seed + draw) for p in PLANS)
+
+
+def draw_folder(draw: int) -> Path:
+    return FOLDER if draw == 0 else FOLDER.parent / f"synthetic_draw{draw}"
+
+
+def _current(folder: Path, draw: int = 0) -> list[dict[str, Any]] | None:
     manifest = folder / "manifest.jsonl"
     if not manifest.is_file():
         return None
     entries = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()]
-    names = [e.get("name") for e in entries]
-    if names != [p.name for p in PLANS] or any(e.get("version") != VERSION for e in entries):
+    names = [(e.get("name"), e.get("seed")) for e in entries]
+    if names != [(p.name, p.seed) for p in plans(draw)] or any(
+        e.get("version") != VERSION for e in entries
+    ):
         return None
     for e in entries:
         if not (folder / e["audio"]).is_file() or not (folder / e["rttm"]).is_file():
@@ -319,13 +334,17 @@ def _write(folder: Path, plan: Plan) -> dict[str, Any]:
     }
 
 
-def build(folder: Path = FOLDER, *, force: bool = False) -> list[dict[str, Any]]:
-    """The conversations' manifest entries, writing the files first unless they are current."""
-    if not force and (entries := _current(folder)) is not None:
+def build(
+    folder: Path | None = None, *, force: bool = False, draw: int = 0
+) -> list[dict[str, Any]]:
+    """The conversations' manifest entries, writing the files first unless they are current;
+    ``draw``: one of the held-out draws (:data:`DRAWS`), in its own folder by default."""
+    folder = draw_folder(draw) if folder is None else folder
+    if not force and (entries := _current(folder, draw)) is not None:
         return entries
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "manifest.jsonl").unlink(missing_ok=True)
-    entries = [_write(folder, plan) for plan in PLANS]
+    entries = [_write(folder, plan) for plan in plans(draw)]
     # the manifest last: a build cut short leaves none, so the next run builds again
     (folder / "manifest.jsonl").write_text(
         "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in entries), encoding="utf-8"
