@@ -205,6 +205,20 @@ def test_what_silero_cut_off_a_run_stays_with_that_runs_speaker() -> None:
     assert first[0].start < 0.1 and first[0].end > 200 * FRAME_STEP
 
 
+def test_a_speaker_left_with_a_sliver_of_the_speech_is_no_speaker() -> None:
+    """Speaker 2's run overlaps speaker 0 for 0.2 s and nothing else: 2 % of the speech, it is
+    folded into the voices around it rather than reported as a third person."""
+    active = np.zeros((FRAMES, 3), np.uint8)
+    active[0:300, 0] = 1
+    active[300:580, 1] = 1
+    active[100:112, 2] = 1
+    window = WindowActivity(0.0, active, active.astype(np.float32) * 0.9)
+    nodes = [Run(0, 0, 0, 300), Run(0, 1, 300, 580), Run(0, 2, 100, 112)]
+    turns, _ = reconstruct([window], nodes, [0, 1, 2], duration=10.0)
+    assert sorted({t.speaker for t in turns}) == ["S1", "S2"]
+    assert [(t.speaker, t.start < 0.1) for t in turns] == [("S1", True), ("S2", False)]
+
+
 def test_a_short_stretch_of_a_voice_sounds_like_that_voice(diarizer: Diarizer) -> None:
     """Clips shorter than one 1.6 s partial were padded with silence, as Resemblyzer does, and
     the LSTM's last state was the state after that silence: 0.7 s pieces of three voices scored

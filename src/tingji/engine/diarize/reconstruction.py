@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tingji.engine.diarize.clustering import MINOR_SHARE
 from tingji.engine.diarize.segmentation import FRAME_SPAN, FRAME_STEP, FRAMES, LOCAL_SPEAKERS
 from tingji.engine.diarize.tracks import Run, WindowActivity, runs_by_local_speaker
 from tingji.types import SpeakerTurn
@@ -40,14 +41,14 @@ def reconstruct(
     seen = np.maximum(seen, 1)
     count = np.rint(count / seen).astype(int)
     activation /= seen[:, None]
-    order = np.argsort(-activation, axis=1)
-    active = np.zeros_like(activation, dtype=bool)
-    for c in range(1, min(LOCAL_SPEAKERS, speakers) + 1):
-        rows = np.flatnonzero(count >= c)
-        picked = order[rows, c - 1]
-        # a speaker with no run of speech here is no c-th voice, whatever the count says
-        heard = activation[rows, picked] > 0
-        active[rows[heard], picked[heard]] = True
+    active = _most_active(activation, count)
+    # a speaker left with a sliver of the speech (it lost nearly every frame to louder
+    # neighbours: stray stretches of someone's voice) is no speaker; its frames go to the next
+    heard = active.sum(axis=0)
+    minor = (heard > 0) & (heard < MINOR_SHARE * heard.sum())
+    if minor.any() and (heard[~minor] > 0).any():
+        activation[:, minor] = 0
+        active = _most_active(activation, count)
     turns: list[SpeakerTurn] = []
     names = _names(active)
     for s in range(speakers):
@@ -69,6 +70,19 @@ def reconstruct(
             if end - start >= MIN_TURN:
                 turns.append(SpeakerTurn(round(start, 3), round(end, 3), names[s]))
     return sorted(turns, key=lambda t: (t.start, t.speaker)), names
+
+
+def _most_active(activation: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Per frame, the ``count`` speakers of the highest activation, each only where it has some."""
+    order = np.argsort(-activation, axis=1)
+    active = np.zeros_like(activation, dtype=bool)
+    for c in range(1, min(LOCAL_SPEAKERS, activation.shape[1]) + 1):
+        rows = np.flatnonzero(count >= c)
+        picked = order[rows, c - 1]
+        # a speaker with no run of speech here is no c-th voice, whatever the count says
+        heard = activation[rows, picked] > 0
+        active[rows[heard], picked[heard]] = True
+    return active
 
 
 def _fill_left_out(
