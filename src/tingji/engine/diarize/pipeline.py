@@ -10,7 +10,8 @@
    never joined. What comes out are *tracks*: one stretch of one voice, followed across windows.
 3. **Clustering.** Each track gets one speaker embedding from the audio in which it talks
    alone; tracks are joined by average-linkage agglomerative clustering (weighted by seconds),
-   never two that talk at the same moment. The tree is cut where successive joins become most
+   never two that talk at the same moment (unless their runs start or stop together there: one
+   noisy voice heard as two). The tree is cut where successive joins become most
    dissimilar, so the cut follows this recording's scale of similarity rather than a fixed
    threshold; given a speaker count, it is cut there. A speaker found with a tiny share of the
    speech is folded into the nearest; tracks too short for a reliable embedding join the
