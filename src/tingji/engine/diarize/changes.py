@@ -69,10 +69,6 @@ def cut_at_changes_of_voice(
     return labels
 
 
-def _offset(window: WindowActivity) -> int:
-    return int(round(window.start / FRAME_STEP))
-
-
 def _places(
     windows: list[WindowActivity],
     nodes: list[Run],
@@ -86,7 +82,7 @@ def _places(
     found = []
     for n in track:
         node = nodes[n]
-        offset = _offset(windows[node.window])
+        offset = windows[node.window].offset
         for m in by_window[node.window]:
             other = nodes[m]
             if other.local != node.local and node.first < other.first and other.last < node.last:
@@ -163,7 +159,7 @@ def _would_clash(
     for n in track:
         node = nodes[n]
         window = windows[node.window]
-        for first, last, speaker in _pieces(node, _offset(window), cuts):
+        for first, last, speaker in _pieces(node, window.offset, cuts):
             piece = Run(node.window, node.local, first, last).mask(window)
             for m in by_window[node.window]:
                 other = nodes[m]
@@ -185,7 +181,7 @@ def _apply(
     added = []
     for n in track:
         node = nodes[n]
-        pieces = _pieces(node, _offset(windows[node.window]), cuts)
+        pieces = _pieces(node, windows[node.window].offset, cuts)
         (node.first, node.last, labels[n]), rest = pieces[0], pieces[1:]
         for first, last, speaker in rest:
             added.append(len(nodes))

@@ -27,7 +27,7 @@ def reconstruct(
         by_window.setdefault(node.window, []).append(i)
     runs_of = runs_by_local_speaker(nodes)
     for w, window in enumerate(windows):
-        offset = int(round(window.start / FRAME_STEP))
+        offset = window.offset
         seen[offset : offset + FRAMES] += 1
         count[offset : offset + FRAMES] += window.active.sum(axis=1)
         for i in by_window.get(w, []):

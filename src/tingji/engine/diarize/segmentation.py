@@ -42,6 +42,11 @@ class WindowActivity:
     soft: np.ndarray
     """(589, 3) float32 probability that each local speaker talks."""
 
+    @property
+    def offset(self) -> int:
+        """The window's first frame, counted from the start of the audio."""
+        return int(round(self.start / FRAME_STEP))
+
 
 class Segmenter:
     def __init__(self, model: Path, *, threads: int = 1) -> None:

@@ -50,7 +50,7 @@ def alone_frames(windows: list[WindowActivity], nodes: list[Run], track: list[in
         node = nodes[n]
         w = windows[node.window]
         alone = node.mask(w) & (w.active.sum(axis=1) == 1)
-        spans.append(np.flatnonzero(alone) + int(round(w.start / FRAME_STEP)))
+        spans.append(np.flatnonzero(alone) + w.offset)
     return np.unique(np.concatenate(spans)) if spans else np.zeros(0, np.int64)
 
 
@@ -68,7 +68,7 @@ def track_speech(windows: list[WindowActivity], nodes: list[Run], track: list[in
     for n in track:
         w = windows[nodes[n].window]
         frames = np.flatnonzero(nodes[n].mask(w))
-        offset = int(round(w.start / FRAME_STEP))
+        offset = w.offset
         spans.append(frames + offset)
     return len(np.unique(np.concatenate(spans))) * FRAME_STEP
 
@@ -150,7 +150,7 @@ def runs_of_speech(windows: list[WindowActivity], speech: np.ndarray) -> list[Ru
     pause into the next person's turn)."""
     nodes: list[Run] = []
     for w, window in enumerate(windows):
-        offset = int(round(window.start / FRAME_STEP))
+        offset = window.offset
         heard = speech[offset : offset + FRAMES]
         heard = np.pad(heard, (0, FRAMES - len(heard)))
         for k in range(LOCAL_SPEAKERS):
